@@ -1,0 +1,141 @@
+/* common.c - the route table, authentication, pages and route ids. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/api.h"
+#include "api/render.h"
+#include "http/query.h"
+#include "util/apikey.h"
+
+const route_t api_routes[] = {
+    {"GET", "/health", api_health, 0},
+    {"GET", "/networks/public", api_networks_public_list, ROUTE_AUTH},
+    {"GET", "/networks/public/{}", api_networks_get_public, ROUTE_AUTH},
+    {"GET", "/networks", api_networks_list, ROUTE_AUTH},
+    {"POST", "/networks", api_networks_create, ROUTE_AUTH},
+    {"GET", "/networks/{}", api_networks_get, ROUTE_AUTH},
+    {"PATCH", "/networks/{}", api_networks_patch, ROUTE_AUTH},
+    {"PUT", "/networks/{}", api_networks_put, ROUTE_AUTH},
+    {"DELETE", "/networks/{}", api_networks_delete, ROUTE_AUTH},
+    {"GET", "/networks/{}/graph", api_networks_graph, ROUTE_AUTH},
+    {"GET", "/tasks", api_tasks_list, ROUTE_AUTH},
+    {"GET", "/tasks/{}", api_tasks_get, ROUTE_AUTH},
+};
+const size_t api_nroutes = sizeof(api_routes) / sizeof(api_routes[0]);
+
+bool api_authenticate(nn_request_t *req)
+{
+    const char *key = req_header(req, "X-API-KEY");
+    if (!key || !*key)
+        return nn_error_set(&req->err, 401, "not_authenticated",
+                            "no API key: send it in the X-API-KEY header");
+    if (strlen(key) > 256)
+        return nn_error_set(&req->err, 401, "invalid_api_key", "the API key is not valid");
+    char hash[APIKEY_HEX_LEN + 1];
+    apikey_hash(key, strlen(key), hash);
+    const char *params[] = {hash};
+    PGresult *res = db_exec(req->ctx->db, req->arena, "auth_key", 1, params, NULL, &req->err);
+    if (!res)
+        return false;
+    /* The row was found by its hash; comparing the hashes again in
+     * constant time keeps the decision itself free of timing leaks. */
+    if (PQntuples(res) != 1 || !apikey_equal(db_value(res, 0, 2), hash))
+        return nn_error_set(&req->err, 401, "invalid_api_key",
+                            "the API key is not valid (revoked, or never issued)");
+    const char *app_id = db_value(res, 0, 1);
+    const char *sent_app_id = req_header(req, "X-APP-ID");
+    if (sent_app_id && *sent_app_id && !apikey_equal(sent_app_id, app_id))
+        return nn_error_set(&req->err, 401, "app_id_mismatch",
+                            "X-APP-ID does not match the API key's application; send the app id "
+                            "printed with the key, or leave the header out");
+    req->org_id = db_value_ll(res, 0, 0);
+    req->app_id = arena_strdup(req->arena, app_id);
+    return true;
+}
+
+bool api_route_id(nn_request_t *req, int index, long long *id)
+{
+    const char *s = req->route_params[index];
+    long long v;
+    if (!s || !query_parse_int(s, 1, 9223372036854775807LL, &v))
+        return nn_error_set(&req->err, 404, "not_found", "no such resource: %s", req->path);
+    *id = v;
+    return true;
+}
+
+bool api_page_parse(nn_request_t *req, api_page_t *page)
+{
+    page->limit = 100;
+    page->offset = 0;
+    query_t q;
+    if (!query_parse(req->arena, req->query, &q, &req->err))
+        return false;
+    const char *limit = query_get(&q, "limit");
+    const char *offset = query_get(&q, "offset");
+    if (limit && !query_parse_int(limit, 1, 1000, &page->limit))
+        return nn_error_field(&req->err, "limit", "must be an integer between 1 and 1000");
+    if (offset && !query_parse_int(offset, 0, 1000000000000LL, &page->offset))
+        return nn_error_field(&req->err, "offset", "must be a non-negative integer");
+    return true;
+}
+
+/* The request's URL with offset and limit replaced, every other parameter
+ * kept in order. */
+static char *page_url(nn_request_t *req, long long offset, long long limit)
+{
+    nn_buf_t b;
+    buf_init(&b, req->arena);
+    buf_appendf(&b, "%s://%s", req->scheme, req->host);
+    query_percent_encode_path(&b, req->path);
+    buf_appendf(&b, "?limit=%lld&offset=%lld", limit, offset);
+    query_t q;
+    nn_error_t ignored;
+    nn_error_init(&ignored);
+    if (query_parse(req->arena, req->query, &q, &ignored)) {
+        for (size_t i = 0; i < q.n; i++) {
+            if (strcmp(q.params[i].name, "limit") == 0 || strcmp(q.params[i].name, "offset") == 0)
+                continue;
+            buf_append_char(&b, '&');
+            query_percent_encode(&b, q.params[i].name);
+            buf_append_char(&b, '=');
+            query_percent_encode(&b, q.params[i].value);
+        }
+    }
+    return (char *)buf_cstr(&b);
+}
+
+bool api_page_render(nn_request_t *req, const api_page_t *page, long long count,
+                     const char *results_json)
+{
+    yajl_gen g = render_gen(req);
+    if (!g)
+        return false;
+    yajl_gen_map_open(g);
+    render_key_int(g, "count", count);
+    render_str(g, "next");
+    if (page->offset + page->limit < count)
+        render_str(g, page_url(req, page->offset + page->limit, page->limit));
+    else
+        yajl_gen_null(g);
+    render_str(g, "previous");
+    if (page->offset > 0) {
+        long long prev = page->offset - page->limit;
+        render_str(g, page_url(req, prev > 0 ? prev : 0, page->limit));
+    } else {
+        yajl_gen_null(g);
+    }
+    render_str(g, "results");
+    /* The results come as JSON text from PostgreSQL: yajl's generator has
+     * no raw insert, so close the map by hand around them. */
+    yajl_gen_string(g, (const unsigned char *)"", 0);
+    yajl_gen_map_close(g);
+    /* Replace the placeholder "" with the results array. */
+    size_t len = req->body.len;
+    if (req->body.failed || len < 3 || memcmp(req->body.data + len - 3, "\"\"}", 3) != 0)
+        return nn_error_oom(&req->err);
+    req->body.len = len - 3;
+    buf_append_str(&req->body, results_json);
+    buf_append_char(&req->body, '}');
+    return !req->body.failed || nn_error_oom(&req->err);
+}

@@ -1,0 +1,117 @@
+/* statements.c - every SQL statement the FastCGI workers run, prepared on
+ * each new connection.  Network and task objects are built by the SQL
+ * functions nnreg_network_json / nnreg_task_json (sql/001_init.sql), so a
+ * route answers in one round trip with one shape. */
+#include "api/api.h"
+
+/* Visibility of a network to organization $2 (own or public). */
+#define VISIBLE_NETWORK "(n.org_id = $2 OR n.is_public)"
+
+/* Network lists: $1 org, $2 name substring pattern or NULL, $3 is_public
+ * filter or NULL, $4 limit, $5 offset.  One statement per ordering, since
+ * ORDER BY cannot be a parameter. */
+#define LIST_WHERE                                                                            \
+    "(n.org_id = $1 OR n.is_public) AND ($2::text IS NULL OR n.name ILIKE $2) "              \
+    "AND ($3::boolean IS NULL OR n.is_public = $3)"
+#define NETWORK_LIST(stmt, order_inner, order_outer)                                          \
+    {stmt,                                                                                    \
+     "SELECT (SELECT count(*) FROM networks n WHERE " LIST_WHERE "), "                        \
+     "COALESCE((SELECT json_agg(nnreg_network_json(s.n) ORDER BY " order_outer ") "           \
+     "FROM (SELECT n FROM networks n WHERE " LIST_WHERE " ORDER BY " order_inner              \
+     " LIMIT $4 OFFSET $5) s), '[]'::json)::text",                                            \
+     5}
+
+/* Tasks visible to organization $2: its own, and those of public networks. */
+#define VISIBLE_TASK                                                                          \
+    "(t.org_id = $2 OR EXISTS (SELECT 1 FROM networks n WHERE n.id = t.network_id AND n.is_public))"
+
+const db_statement_t api_statements[] = {
+    {"health", "SELECT 1", 0},
+    {"auth_key",
+     "SELECT k.org_id, k.app_id, k.key_hash FROM api_keys k "
+     "WHERE k.key_hash = $1 AND k.revoked_at IS NULL",
+     1},
+
+    {"network_get",
+     "SELECT nnreg_network_json(n)::text, n.version, n.org_id = $2 FROM networks n "
+     "WHERE n.id = $1 AND " VISIBLE_NETWORK,
+     2},
+    {"network_get_slug",
+     "SELECT nnreg_network_json(n)::text, n.version, n.id FROM networks n "
+     "WHERE n.slug = $1 AND n.is_public",
+     1},
+    {"network_access",
+     "SELECT n.org_id = $2, n.version FROM networks n WHERE n.id = $1 AND " VISIBLE_NETWORK, 2},
+    {"network_graph", "SELECT n.graph::text FROM networks n WHERE n.id = $1 AND " VISIBLE_NETWORK,
+     2},
+
+    NETWORK_LIST("network_list_id_desc", "n.id DESC", "(s.n).id DESC"),
+    NETWORK_LIST("network_list_id", "n.id", "(s.n).id"),
+    NETWORK_LIST("network_list_name", "n.name, n.id", "(s.n).name, (s.n).id"),
+    NETWORK_LIST("network_list_name_desc", "n.name DESC, n.id DESC", "(s.n).name DESC, (s.n).id DESC"),
+    NETWORK_LIST("network_list_update_date", "n.update_date, n.id", "(s.n).update_date, (s.n).id"),
+    NETWORK_LIST("network_list_update_date_desc", "n.update_date DESC, n.id DESC",
+                 "(s.n).update_date DESC, (s.n).id DESC"),
+
+    /* Create, in one transaction: blobs, the network with its task (ids
+     * drawn first so each row can name the other), files, NOTIFY. */
+    {"blob_insert", "INSERT INTO blobs (sha256, size) VALUES ($1, $2) ON CONFLICT DO NOTHING", 2},
+    {"network_insert",
+     "WITH ids AS (SELECT nextval('networks_id_seq') AS nid, nextval('tasks_id_seq') AS tid), "
+     "n AS (INSERT INTO networks (id, org_id, name, description, metadata, framework, "
+     "preprocessing, postprocessings, graph, task_id) "
+     "SELECT ids.nid, $1, $2, $3, $4::jsonb, $5, $6::jsonb, $7::jsonb, $8::jsonb, ids.tid FROM ids "
+     "RETURNING id, task_id), "
+     "t AS (INSERT INTO tasks (id, org_id, network_id, kind, name) "
+     "SELECT ids.tid, $1, ids.nid, 'deploy', 'deploy network ' || ids.nid FROM ids RETURNING id) "
+     "SELECT n.id, n.task_id, pg_notify('nnreg_deploy', n.task_id::text) FROM n, t",
+     8},
+    {"network_file_insert",
+     "INSERT INTO network_files (network_id, name, sha256, size, type, position) "
+     "VALUES ($1, $2, $3, $4, $5, $6)",
+     6},
+    {"network_json", "SELECT nnreg_network_json(n)::text, n.version FROM networks n WHERE n.id = $1",
+     1},
+
+    {"idempotency_get",
+     "SELECT status, body FROM idempotency_keys WHERE org_id = $1 AND key = $2 "
+     "AND create_date > clock_timestamp() - interval '24 hours'",
+     2},
+    {"idempotency_expire",
+     "DELETE FROM idempotency_keys WHERE org_id = $1 AND key = $2 "
+     "AND create_date <= clock_timestamp() - interval '24 hours'",
+     2},
+    {"idempotency_insert",
+     "INSERT INTO idempotency_keys (org_id, key, status, body, network_id) "
+     "VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING 1",
+     5},
+
+    /* Updates: $1 id, $2 org, $3 name or NULL (keep), $4 description or
+     * NULL, $5 metadata or NULL, $6 expected version or NULL. */
+    {"network_update",
+     "WITH u AS (UPDATE networks n SET "
+     "name = COALESCE($3, n.name), description = COALESCE($4, n.description), "
+     "metadata = COALESCE($5::jsonb, n.metadata), version = n.version + 1, "
+     "update_date = clock_timestamp() "
+     "WHERE n.id = $1 AND n.org_id = $2 AND ($6::integer IS NULL OR n.version = $6) "
+     "RETURNING n.*) "
+     "SELECT nnreg_network_json(u::networks)::text, u.version FROM u",
+     6},
+    {"network_delete",
+     "WITH d AS (DELETE FROM networks n WHERE n.id = $1 AND n.org_id = $2 "
+     "AND ($3::integer IS NULL OR n.version = $3) RETURNING n.id) "
+     "SELECT d.id, pg_notify('nnreg_undeploy', d.id::text) FROM d",
+     3},
+
+    {"task_get", "SELECT nnreg_task_json(t)::text FROM tasks t WHERE t.id = $1 AND " VISIBLE_TASK,
+     2},
+    /* $1 ids array, $2 org, $3 limit, $4 offset. */
+    {"task_list",
+     "SELECT (SELECT count(*) FROM tasks t WHERE t.id = ANY($1::bigint[]) AND " VISIBLE_TASK "), "
+     "COALESCE((SELECT json_agg(nnreg_task_json(s.t) ORDER BY (s.t).id) FROM "
+     "(SELECT t FROM tasks t WHERE t.id = ANY($1::bigint[]) AND " VISIBLE_TASK
+     " ORDER BY t.id LIMIT $3 OFFSET $4) s), '[]'::json)::text",
+     4},
+};
+
+const size_t api_nstatements = sizeof(api_statements) / sizeof(api_statements[0]);

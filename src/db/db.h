@@ -1,0 +1,61 @@
+/* db.h - a worker's one PostgreSQL connection.
+ *
+ * Process lifetime: created once per worker with the table of prepared
+ * statements the worker uses; connects lazily and reconnects when the
+ * connection drops (every statement is prepared again on a new connection).
+ * While the database cannot be reached, calls fail with 503
+ * "database_unavailable" and a Retry-After of a few seconds.
+ *
+ * Results are registered on the request arena (PQclear runs when the arena
+ * is destroyed): callers never clear results themselves.
+ */
+#ifndef NNREG_DB_DB_H
+#define NNREG_DB_DB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <libpq-fe.h>
+
+#include "util/arena.h"
+#include "util/error.h"
+
+typedef struct db_statement {
+    const char *name; /* prepared statement name */
+    const char *sql;  /* with $1..$n parameters, all sent as text */
+    int nparams;
+} db_statement_t;
+
+typedef struct db db_t;
+
+/* statements (static storage) are prepared on every new connection. */
+db_t *db_create(const char *conninfo, const db_statement_t *statements, size_t nstatements);
+void db_destroy(db_t *db);
+
+/* Connects if needed (or after a drop).  503 when the database is away. */
+bool db_ready(db_t *db, nn_error_t *err) __attribute__((warn_unused_result));
+
+/* Executes a prepared statement by name.  Returns a PGresult with status
+ * PGRES_TUPLES_OK or PGRES_COMMAND_OK, owned by the arena; NULL on error
+ * with err filled: 503 when the connection is lost (outside a transaction
+ * the statement is retried once on a fresh connection first), 409
+ * "conflict" for unique violations when sqlstate_out is NULL, 500
+ * otherwise.  When sqlstate_out is not NULL and the server reported an
+ * error, *sqlstate_out receives its SQLSTATE (arena copy) and err is left
+ * untouched for errors other than connection loss. */
+PGresult *db_exec(db_t *db, arena_t *arena, const char *statement, int nparams,
+                  const char *const *values, const char **sqlstate_out, nn_error_t *err)
+    __attribute__((warn_unused_result));
+
+/* BEGIN / COMMIT / ROLLBACK.  db_rollback never fails visibly (it is the
+ * cleanup path) and is a no-op outside a transaction. */
+bool db_begin(db_t *db, nn_error_t *err) __attribute__((warn_unused_result));
+bool db_commit(db_t *db, nn_error_t *err) __attribute__((warn_unused_result));
+void db_rollback(db_t *db);
+bool db_in_transaction(const db_t *db);
+
+/* Helpers on results: the value of row/col as a string (NULL for SQL NULL). */
+const char *db_value(const PGresult *res, int row, int col);
+long long db_value_ll(const PGresult *res, int row, int col);
+
+#endif

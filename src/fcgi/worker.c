@@ -1,0 +1,134 @@
+#include "fcgi/worker.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <fcgiapp.h>
+
+#include "api/api.h"
+#include "api/render.h"
+#include "db/db.h"
+#include "http/request.h"
+#include "store/blob.h"
+#include "store/filetype.h"
+#include "util/log.h"
+
+/* Set by the SIGTERM handler, read by the accept loop: the one piece of
+ * signal state a worker has. */
+static volatile sig_atomic_t worker_stopping;
+
+static void worker_on_term(int sig)
+{
+    (void)sig;
+    worker_stopping = 1;
+    FCGX_ShutdownPending();
+}
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
+}
+
+static void serve_one(const worker_ctx_t *ctx, FCGX_Request *fcgi)
+{
+    double start = now_ms();
+    arena_t *arena = arena_create(0);
+    if (!arena) {
+        FCGX_PutS("Status: 500 Internal Server Error\r\nContent-Type: application/json; "
+                  "charset=utf-8\r\n\r\n{\"error\":\"out of memory\",\"error_code\":\"out_of_memory\"}",
+                  fcgi->out);
+        return;
+    }
+    nn_request_t req;
+    if (req_init(&req, arena, fcgi, ctx)) {
+        log_set_request_id(req.request_id);
+        router_dispatch(&req, api_routes, api_nroutes, api_authenticate);
+    } else {
+        log_set_request_id(req.request_id);
+        render_error(&req);
+    }
+    req_send(&req);
+    log_info("%s %s %d %zu %.1fms org=%lld route=%s in=%llu", req.method, req.path, req.status,
+             req.body.len, now_ms() - start, req.org_id, req.route_name ? req.route_name : "-",
+             (unsigned long long)req.body_bytes_read);
+    log_set_request_id(NULL);
+    arena_destroy(arena);
+}
+
+int worker_run(const nn_config_t *config, int listen_fd)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = worker_on_term; /* no SA_RESTART: poll/accept return EINTR */
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGHUP, SIG_IGN); /* the supervisor reloads by replacing workers */
+    signal(SIGPIPE, SIG_IGN); /* a client gone mid-response is an error value, not a death */
+    sigset_t unblock;
+    sigemptyset(&unblock);
+    sigaddset(&unblock, SIGTERM);
+    sigaddset(&unblock, SIGINT);
+    sigaddset(&unblock, SIGCHLD);
+    sigaddset(&unblock, SIGHUP);
+    sigprocmask(SIG_UNBLOCK, &unblock, NULL);
+
+    char errbuf[512];
+    if (!blob_store_init(config->data_dir, errbuf, sizeof(errbuf))) {
+        log_error("cannot use the data directory: %s", errbuf);
+        return 1;
+    }
+    filetype_checker_t *filetypes = filetype_open(config->magic_file, errbuf, sizeof(errbuf));
+    if (!filetypes) {
+        log_error("cannot load the magic database: %s", errbuf);
+        return 1;
+    }
+    db_t *db = db_create(config->database_url, api_statements, api_nstatements);
+    if (!db) {
+        log_error("out of memory creating the database handle");
+        filetype_close(filetypes);
+        return 1;
+    }
+    nn_error_t err;
+    nn_error_init(&err);
+    if (!db_ready(db, &err)) /* connect early; requests retry if this failed */
+        log_warn("database not ready at start: %s", err.message);
+
+    worker_ctx_t ctx = {config, db, filetypes};
+    if (FCGX_Init() != 0) {
+        log_error("FCGX_Init failed");
+        return 1;
+    }
+    /* The listening socket is non-blocking and polled with a timeout, so a
+     * worker that lost the race for a connection, or that is asked to stop
+     * between two requests, never sleeps in accept(). */
+    int flags = fcntl(listen_fd, F_GETFL);
+    if (flags >= 0)
+        fcntl(listen_fd, F_SETFL, flags | O_NONBLOCK);
+    FCGX_Request fcgi;
+    FCGX_InitRequest(&fcgi, listen_fd, FCGI_FAIL_ACCEPT_ON_INTR);
+    log_info("worker ready");
+    while (!worker_stopping) {
+        struct pollfd pfd = {.fd = listen_fd, .events = POLLIN};
+        int n = poll(&pfd, 1, 1000);
+        if (n <= 0)
+            continue;
+        if (FCGX_Accept_r(&fcgi) < 0)
+            continue; /* EAGAIN (another worker took it) or EINTR */
+        serve_one(&ctx, &fcgi);
+        FCGX_Finish_r(&fcgi);
+    }
+    log_info("worker stopping");
+    FCGX_Free(&fcgi, 0);
+    db_destroy(db);
+    filetype_close(filetypes);
+    return 0;
+}

@@ -1,0 +1,207 @@
+#include "http/request.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *param(const nn_request_t *req, const char *name)
+{
+    if (!req->fcgi)
+        return NULL;
+    return FCGX_GetParam(name, req->fcgi->envp);
+}
+
+static const char *param_or(const nn_request_t *req, const char *name, const char *fallback)
+{
+    const char *v = param(req, name);
+    return v && *v ? v : fallback;
+}
+
+/* Percent-decodes a path; refuses %00 and malformed escapes. */
+static char *path_decode(arena_t *arena, const char *raw, size_t len)
+{
+    char *out = arena_alloc(arena, len + 1);
+    if (!out)
+        return NULL;
+    size_t o = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (raw[i] == '%') {
+            if (i + 2 >= len || !isxdigit((unsigned char)raw[i + 1]) ||
+                !isxdigit((unsigned char)raw[i + 2]))
+                return NULL;
+            char hex[3] = {raw[i + 1], raw[i + 2], 0};
+            char c = (char)strtol(hex, NULL, 16);
+            if (c == '\0')
+                return NULL;
+            out[o++] = c;
+            i += 2;
+        } else {
+            out[o++] = raw[i];
+        }
+    }
+    out[o] = '\0';
+    return out;
+}
+
+/* The path the routes match: without the /v0.7 prefix and without a
+ * trailing slash ("/networks/42/" -> "/networks/42", "/v0.7/" -> ""). */
+static const char *route_path_of(arena_t *arena, const char *path)
+{
+    static const char prefix[] = "/v0.7";
+    size_t plen = sizeof(prefix) - 1;
+    if (strncmp(path, prefix, plen) == 0 && (path[plen] == '/' || path[plen] == '\0'))
+        path += plen;
+    size_t len = strlen(path);
+    while (len > 0 && path[len - 1] == '/')
+        len--;
+    return arena_strndup(arena, path, len);
+}
+
+bool req_init(nn_request_t *req, arena_t *arena, FCGX_Request *fcgi, const worker_ctx_t *ctx)
+{
+    memset(req, 0, sizeof(*req));
+    req->arena = arena;
+    req->fcgi = fcgi;
+    req->ctx = ctx;
+    nn_error_init(&req->err);
+    buf_init(&req->headers, arena);
+    buf_init(&req->body, arena);
+    req->status = 200;
+
+    req->method = param_or(req, "REQUEST_METHOD", "GET");
+    req->request_id = param_or(req, "HTTP_X_REQUEST_ID", "-");
+    req->content_type = param(req, "CONTENT_TYPE");
+    const char *cl = param(req, "CONTENT_LENGTH");
+    req->content_length = cl && *cl ? strtoll(cl, NULL, 10) : -1;
+
+    const char *query = param(req, "QUERY_STRING");
+    req->query = query ? query : "";
+
+    const char *doc = param(req, "DOCUMENT_URI");
+    if (doc && *doc) {
+        req->path = doc; /* nginx's $uri: already decoded and normalized */
+    } else {
+        const char *uri = param_or(req, "REQUEST_URI", "/");
+        size_t len = strcspn(uri, "?");
+        req->path = path_decode(arena, uri, len);
+        if (!req->path)
+            return nn_error_set(&req->err, 400, "invalid_path",
+                                "the request path has a malformed percent escape");
+    }
+    req->route_path = route_path_of(arena, req->path);
+    if (!req->route_path)
+        return nn_error_oom(&req->err);
+
+    const char *proto = param(req, "HTTP_X_FORWARDED_PROTO");
+    if (proto && (strcmp(proto, "http") == 0 || strcmp(proto, "https") == 0))
+        req->scheme = proto;
+    else
+        req->scheme = param_or(req, "REQUEST_SCHEME",
+                               param(req, "HTTPS") && *param(req, "HTTPS") ? "https" : "http");
+    const char *fwd_host = param(req, "HTTP_X_FORWARDED_HOST");
+    req->host = fwd_host && *fwd_host ? fwd_host : param_or(req, "HTTP_HOST", "localhost");
+    return true;
+}
+
+const char *req_header(const nn_request_t *req, const char *name)
+{
+    char key[128] = "HTTP_";
+    size_t o = 5;
+    for (const char *p = name; *p && o < sizeof(key) - 1; p++)
+        key[o++] = *p == '-' ? '_' : (char)toupper((unsigned char)*p);
+    key[o] = '\0';
+    return param(req, key);
+}
+
+bool req_read_body(nn_request_t *req, char *buf, size_t cap, size_t *got, nn_error_t *err)
+{
+    *got = 0;
+    if (!req->fcgi)
+        return true;
+    if (cap > (size_t)INT32_MAX)
+        cap = (size_t)INT32_MAX;
+    int n = FCGX_GetStr(buf, (int)cap, req->fcgi->in);
+    if (n < 0 || (n == 0 && FCGX_GetError(req->fcgi->in) != 0))
+        return nn_error_set(err, 400, "body_read_failed",
+                            "the request body could not be read (the client went away?)");
+    *got = (size_t)n;
+    req->body_bytes_read += (uint64_t)n;
+    return true;
+}
+
+bool req_read_small_body(nn_request_t *req, size_t max, char **data, size_t *len)
+{
+    nn_buf_t b;
+    buf_init(&b, req->arena);
+    char chunk[16384];
+    for (;;) {
+        size_t got;
+        if (!req_read_body(req, chunk, sizeof(chunk), &got, &req->err))
+            return false;
+        if (got == 0)
+            break;
+        if (b.len + got > max)
+            return nn_error_set(&req->err, 413, "body_too_large",
+                                "the request body is larger than %zu bytes; send less", max);
+        if (!buf_append(&b, chunk, got))
+            return nn_error_oom(&req->err);
+    }
+    const char *s = buf_cstr(&b);
+    if (!s)
+        return nn_error_oom(&req->err);
+    *data = (char *)s;
+    *len = b.len;
+    return true;
+}
+
+bool req_add_header(nn_request_t *req, const char *name, const char *value)
+{
+    /* Header values we send are ours (ids, tags, numbers): refuse CR/LF so
+     * that nothing can split the response. */
+    if (strpbrk(value, "\r\n"))
+        return false;
+    return buf_appendf(&req->headers, "%s: %s\r\n", name, value);
+}
+
+static const char *status_text(int status)
+{
+    switch (status) {
+    case 200: return "OK";
+    case 201: return "Created";
+    case 204: return "No Content";
+    case 304: return "Not Modified";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 409: return "Conflict";
+    case 412: return "Precondition Failed";
+    case 413: return "Payload Too Large";
+    case 415: return "Unsupported Media Type";
+    case 500: return "Internal Server Error";
+    case 503: return "Service Unavailable";
+    case 507: return "Insufficient Storage";
+    default: return "Status";
+    }
+}
+
+void req_send(nn_request_t *req)
+{
+    if (!req->fcgi)
+        return;
+    FCGX_Stream *out = req->fcgi->out;
+    FCGX_FPrintF(out, "Status: %d %s\r\n", req->status, status_text(req->status));
+    if (req->status != 204)
+        FCGX_PutS("Content-Type: application/json; charset=utf-8\r\n", out);
+    if (req->headers.len)
+        FCGX_PutStr(req->headers.data, (int)req->headers.len, out);
+    if (req->status == 204) {
+        FCGX_PutS("\r\n", out);
+        return;
+    }
+    FCGX_FPrintF(out, "Content-Length: %zu\r\n\r\n", req->body.len);
+    if (req->body.len && strcmp(req->method, "HEAD") != 0)
+        FCGX_PutStr(req->body.data, (int)req->body.len, out);
+}

@@ -1,0 +1,141 @@
+#include "util/config.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifndef NNREG_PKGDATADIR
+#define NNREG_PKGDATADIR "/usr/local/share/nnreg"
+#endif
+
+typedef enum { SETTING_STRING, SETTING_INT, SETTING_OCTAL, SETTING_LOG_LEVEL } setting_type_t;
+
+typedef struct setting {
+    const char *name; /* flag name */
+    const char *env;
+    setting_type_t type;
+    size_t offset; /* into nn_config_t */
+    size_t size;   /* for strings: buffer size */
+    const char *default_value;
+    long long min, max;
+    const char *help;
+} setting_t;
+
+#define STR(field) SETTING_STRING, offsetof(nn_config_t, field), sizeof(((nn_config_t *)0)->field)
+#define NUM(field) offsetof(nn_config_t, field), 0
+
+static const setting_t settings[] = {
+    {"database-url", "NNREG_DATABASE_URL", STR(database_url), "", 0, 0,
+     "libpq connection string or URI (empty: libpq's PG* variables)"},
+    {"data-dir", "NNREG_DATA_DIR", STR(data_dir), "var/data", 0, 0,
+     "blob store directory (blobs/sha256, tmp)"},
+    {"deploy-dir", "NNREG_DEPLOY_DIR", STR(deploy_dir), "var/deploy", 0, 0,
+     "where deployed networks are laid out for TensorFlow Serving"},
+    {"listen", "NNREG_LISTEN", STR(listen), "var/run/nnreg-fcgi.sock", 0, 0,
+     "FastCGI socket: a unix socket path, or host:port"},
+    {"socket-group", "NNREG_SOCKET_GROUP", STR(socket_group), "", 0, 0,
+     "group that owns the unix socket (the web server's), empty to keep ours"},
+    {"socket-mode", "NNREG_SOCKET_MODE", SETTING_OCTAL, NUM(socket_mode), "0600", 0, 0777,
+     "permission bits of the unix socket"},
+    {"magic-file", "NNREG_MAGIC_FILE", STR(magic_file), NNREG_PKGDATADIR "/nnreg.magic.mgc", 0, 0,
+     "compiled magic file naming the TensorFlow formats"},
+    {"sql-dir", "NNREG_SQL_DIR", STR(sql_dir), NNREG_PKGDATADIR "/sql", 0, 0,
+     "directory of numbered SQL migrations"},
+    {"workers", "NNREG_WORKERS", SETTING_INT, NUM(workers), "0", 0, 256,
+     "FastCGI worker processes (0: one per CPU)"},
+    {"max-upload-bytes", "NNREG_MAX_UPLOAD_BYTES", SETTING_INT, NUM(max_upload_bytes),
+     "2147483648", 1024, LLONG_MAX, "largest request body accepted"},
+    {"log-level", "NNREG_LOG_LEVEL", SETTING_LOG_LEVEL, offsetof(nn_config_t, log_level), 0,
+     "info", 0, 0, "debug, info, warn or error"},
+};
+
+static bool setting_apply(nn_config_t *cfg, const setting_t *s, const char *value, char *errbuf,
+                          size_t errlen)
+{
+    char *field = (char *)cfg + s->offset;
+    switch (s->type) {
+    case SETTING_STRING:
+        if (strlen(value) >= s->size) {
+            snprintf(errbuf, errlen, "%s is too long (at most %zu bytes)", s->env, s->size - 1);
+            return false;
+        }
+        strcpy(field, value);
+        return true;
+    case SETTING_INT:
+    case SETTING_OCTAL: {
+        char *end;
+        errno = 0;
+        long long v = strtoll(value, &end, s->type == SETTING_OCTAL ? 8 : 10);
+        if (errno || end == value || *end || v < s->min || v > s->max) {
+            snprintf(errbuf, errlen, "%s must be %s between %lld and %lld, not \"%s\"", s->env,
+                     s->type == SETTING_OCTAL ? "an octal number" : "an integer", s->min, s->max,
+                     value);
+            return false;
+        }
+        *(long long *)(void *)field = v;
+        return true;
+    }
+    case SETTING_LOG_LEVEL:
+        if (!log_level_parse(value, (log_level_t *)(void *)field)) {
+            snprintf(errbuf, errlen, "%s must be debug, info, warn or error, not \"%s\"", s->env,
+                     value);
+            return false;
+        }
+        return true;
+    }
+    return false;
+}
+
+bool config_load(nn_config_t *cfg, int argc, char **argv, int *first_arg, char *errbuf,
+                 size_t errlen)
+{
+    const size_t n = sizeof(settings) / sizeof(settings[0]);
+    memset(cfg, 0, sizeof(*cfg));
+    for (size_t i = 0; i < n; i++) {
+        const char *env = getenv(settings[i].env);
+        if (!setting_apply(cfg, &settings[i], settings[i].default_value, errbuf, errlen))
+            return false;
+        if (env && *env && !setting_apply(cfg, &settings[i], env, errbuf, errlen))
+            return false;
+    }
+    int i = 1;
+    for (; i < argc; i++) {
+        const char *arg = argv[i];
+        if (strncmp(arg, "--", 2) != 0 || strcmp(arg, "--") == 0)
+            break;
+        const char *name = arg + 2;
+        const char *eq = strchr(name, '=');
+        size_t name_len = eq ? (size_t)(eq - name) : strlen(name);
+        const setting_t *s = NULL;
+        for (size_t k = 0; k < n; k++)
+            if (strlen(settings[k].name) == name_len && strncmp(settings[k].name, name, name_len) == 0)
+                s = &settings[k];
+        if (!s) {
+            snprintf(errbuf, errlen, "unknown option %s (see --help)", arg);
+            return false;
+        }
+        const char *value = eq ? eq + 1 : NULL;
+        if (!value) {
+            if (i + 1 >= argc) {
+                snprintf(errbuf, errlen, "option --%s needs a value", s->name);
+                return false;
+            }
+            value = argv[++i];
+        }
+        if (!setting_apply(cfg, s, value, errbuf, errlen))
+            return false;
+    }
+    if (i < argc && strcmp(argv[i], "--") == 0)
+        i++;
+    if (first_arg)
+        *first_arg = i;
+    return true;
+}
+
+void config_usage(FILE *out)
+{
+    for (size_t i = 0; i < sizeof(settings) / sizeof(settings[0]); i++)
+        fprintf(out, "  --%-18s %-24s %s (default: \"%s\")\n", settings[i].name, settings[i].env,
+                settings[i].help, settings[i].default_value);
+}

@@ -1,0 +1,38 @@
+/* config.h - process settings, from a static table of {name, env, type,
+ * default}: each setting comes from its environment variable and may be
+ * overridden by a --name=value flag.  Loaded at start-up and again on SIGHUP
+ * (by the supervisor loop, never from the signal handler). */
+#ifndef NNREG_UTIL_CONFIG_H
+#define NNREG_UTIL_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include "util/log.h"
+
+typedef struct nn_config {
+    char database_url[1024];     /* libpq connection string (NNREG_DATABASE_URL) */
+    char data_dir[1024];         /* blob store root: blobs/, tmp/ (NNREG_DATA_DIR) */
+    char deploy_dir[1024];       /* TF Serving layout root (NNREG_DEPLOY_DIR) */
+    char listen[1024];           /* unix socket path or host:port (NNREG_LISTEN) */
+    char socket_group[128];      /* group given the unix socket, "" keeps ours */
+    char magic_file[1024];       /* compiled project magic file */
+    char sql_dir[1024];          /* migrations directory */
+    long long workers;           /* 0: one per CPU */
+    long long max_upload_bytes;  /* request body limit */
+    long long socket_mode;       /* unix socket permission bits */
+    log_level_t log_level;
+} nn_config_t;
+
+/* Fills cfg from defaults, then the environment, then the flags in
+ * argv[1..] of the form --name=value (or --name value).  Stops at the first
+ * argument that is not a flag and stores its index in *first_arg.
+ * On a bad value writes a one-line message into errbuf and returns false. */
+bool config_load(nn_config_t *cfg, int argc, char **argv, int *first_arg, char *errbuf,
+                 size_t errlen) __attribute__((warn_unused_result));
+
+/* Writes the settings table (flag, variable, default, meaning) for --help. */
+void config_usage(FILE *out);
+
+#endif

@@ -1,0 +1,73 @@
+#include "util/error.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+void nn_error_init(nn_error_t *err)
+{
+    err->status = 0;
+    err->code = NULL;
+    err->message[0] = '\0';
+    err->retry_after = 0;
+    err->nfields = 0;
+    err->fields_truncated = false;
+}
+
+void nn_error_clear(nn_error_t *err)
+{
+    nn_error_init(err);
+}
+
+bool nn_error_set(nn_error_t *err, int status, const char *code, const char *fmt, ...)
+{
+    if (err->status != 0)
+        return false;
+    err->status = status;
+    err->code = code;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err->message, sizeof(err->message), fmt, ap);
+    va_end(ap);
+    return false;
+}
+
+bool nn_error_field(nn_error_t *err, const char *path, const char *fmt, ...)
+{
+    char msg[NN_ERROR_FIELD_MESSAGE_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+
+    if (err->status != 0 && (err->status != 400 || err->code == NULL ||
+                             strcmp(err->code, "validation_error") != 0))
+        return false; /* a non-validation error came first: it wins */
+    if (err->status == 0) {
+        err->status = 400;
+        err->code = "validation_error";
+        snprintf(err->message, sizeof(err->message), "%s %s", path, msg);
+    }
+    for (size_t i = 0; i < err->nfields; i++)
+        if (strcmp(err->fields[i].path, path) == 0)
+            return false; /* first message for a field wins */
+    if (err->nfields == NN_ERROR_MAX_FIELDS) {
+        err->fields_truncated = true;
+        return false;
+    }
+    nn_field_error_t *f = &err->fields[err->nfields++];
+    snprintf(f->path, sizeof(f->path), "%s", path);
+    snprintf(f->message, sizeof(f->message), "%s", msg);
+    return false;
+}
+
+bool nn_error_oom(nn_error_t *err)
+{
+    return nn_error_set(err, 500, "out_of_memory",
+                        "the server ran out of memory while handling the request; retry later");
+}
+
+bool nn_error_internal(nn_error_t *err, const char *what)
+{
+    return nn_error_set(err, 500, "internal_error", "internal error: %s", what);
+}
