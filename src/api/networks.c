@@ -262,7 +262,7 @@ static bool networks_update(nn_request_t *req, bool is_put)
     long long id;
     if (!api_route_id(req, 0, &id))
         return false;
-    jv_t *body;
+    jv_t *body = NULL;
     if (!read_json_body(req, &body))
         return false;
     validated_update_t upd;

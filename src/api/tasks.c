@@ -73,7 +73,7 @@ bool api_tasks_list(nn_request_t *req)
     query_t q;
     if (!query_parse(req->arena, req->query, &q, &req->err))
         return false;
-    const char *array;
+    const char *array = NULL;
     if (!task_ids_array(req, &q, &array))
         return false;
     char org[24], limit[24], offset[24];

@@ -128,7 +128,7 @@ static void check_keys(vctx_t *v, const jv_t *obj, const char *path, const char 
 static bool one_of(vctx_t *v, const jv_t *value, const char *path, const char *const *choices,
                    size_t n, const char **out)
 {
-    const char *s;
+    const char *s = NULL;
     if (!get_string(v, value, path, &s))
         return false;
     if (in_list(s, choices, n)) {
@@ -389,7 +389,7 @@ static void validate_tensor_list(vctx_t *v, const jv_t *list, const char *path,
     }
     for (size_t i = 0; i < list->u.array.n; i++) {
         const char *epath = path_index(v, path, i);
-        const char *name;
+        const char *name = NULL;
         if (!get_string(v, list->u.array.items[i], epath, &name))
             continue;
         if (!*name) {
@@ -473,7 +473,7 @@ static jv_t *validate_postprocessings(vctx_t *v, const jv_t *posts, validated_cr
             for (size_t k = 0; k < 2; k++) {
                 const char *kpath = path_join(v, spath, skeys[k]);
                 const jv_t *t = jv_get(so, skeys[k]);
-                const char *name;
+                const char *name = NULL;
                 if (!t) {
                     nn_error_field(v->err, kpath, "is required");
                 } else if (get_string(v, t, kpath, &name)) {
@@ -499,7 +499,7 @@ static void validate_mutable(vctx_t *v, const jv_t *body, bool name_required,
 {
     const jv_t *f = jv_get(body, "name");
     if (f) {
-        const char *s;
+        const char *s = NULL;
         if (get_string(v, f, "name", &s)) {
             size_t len = strlen(s), start = 0;
             while (start < len && (s[start] == ' ' || s[start] == '\t' || s[start] == '\n' || s[start] == '\r'))
@@ -518,7 +518,7 @@ static void validate_mutable(vctx_t *v, const jv_t *body, bool name_required,
     }
     f = jv_get(body, "description");
     if (f) {
-        const char *s;
+        const char *s = NULL;
         if (get_string(v, f, "description", &s)) {
             if (f->u.string.len > VALIDATE_DESCRIPTION_MAX)
                 nn_error_field(v->err, "description", "must be at most %d characters",

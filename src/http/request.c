@@ -192,7 +192,11 @@ void req_send(nn_request_t *req)
     if (!req->fcgi)
         return;
     FCGX_Stream *out = req->fcgi->out;
-    FCGX_FPrintF(out, "Status: %d %s\r\n", req->status, status_text(req->status));
+    /* libfcgi's FCGX_FPrintF has its own printf that knows no %zu: format
+     * with the C library and write the bytes. */
+    char line[96];
+    int n = snprintf(line, sizeof(line), "Status: %d %s\r\n", req->status, status_text(req->status));
+    FCGX_PutStr(line, n, out);
     if (req->status != 204)
         FCGX_PutS("Content-Type: application/json; charset=utf-8\r\n", out);
     if (req->headers.len)
@@ -201,7 +205,8 @@ void req_send(nn_request_t *req)
         FCGX_PutS("\r\n", out);
         return;
     }
-    FCGX_FPrintF(out, "Content-Length: %zu\r\n\r\n", req->body.len);
+    n = snprintf(line, sizeof(line), "Content-Length: %zu\r\n\r\n", req->body.len);
+    FCGX_PutStr(line, n, out);
     if (req->body.len && strcmp(req->method, "HEAD") != 0)
         FCGX_PutStr(req->body.data, (int)req->body.len, out);
 }

@@ -70,7 +70,21 @@ typedef struct graph_summary {
     const char **function_ops; /* op of each function node (for op counts) */
     graph_signature_t *signatures;
     size_t nsignatures;
+    /* Added: computed by graph_parse, read by graph_input_candidates and
+     * graph_summary_gen (alias is NULL in both lists; at most
+     * GRAPH_CANDIDATES_MAX entries each).  Inputs: every Placeholder /
+     * PlaceholderWithDefault node as "name:0" (its dtype and shape attrs),
+     * then every signature input not already listed.  Outputs: every
+     * signature output, then "name:0" of every node that no other node
+     * consumes (ops without outputs, such as NoOp, left out). */
+    graph_tensor_info_t *input_candidates;
+    size_t ninput_candidates;
+    graph_tensor_info_t *output_candidates;
+    size_t noutput_candidates;
 } graph_summary_t;
+
+/* Added: the most entries a candidate list holds. */
+#define GRAPH_CANDIDATES_MAX 1000
 
 typedef enum { GRAPH_FORMAT_BINARY, GRAPH_FORMAT_TEXT } graph_format_t;
 
@@ -79,7 +93,14 @@ typedef enum { GRAPH_FORMAT_BINARY, GRAPH_FORMAT_TEXT } graph_format_t;
 bool graph_load(arena_t *arena, const char *path, graph_format_t format, const char *display_name,
                 graph_summary_t *out, nn_error_t *err) __attribute__((warn_unused_result));
 
-/* Same, from bytes in memory (used by tests and fuzzers). */
+/* Same, from bytes in memory (used by tests and fuzzers).
+ * Signatures are sorted by key and their inputs / outputs by alias (a key
+ * given twice keeps its last value, as protobuf maps do).  Node names must
+ * be non-empty and unique, ops non-empty, kept strings valid UTF-8 without
+ * NUL bytes, shapes at most 254 dimensions of size -1 or more.  The summary
+ * may use at most 64 MiB plus 4 bytes per input byte of arena memory; a
+ * graph that needs more (only possible with pathological inputs such as
+ * millions of empty nodes) is refused as invalid_graph too. */
 bool graph_parse(arena_t *arena, const unsigned char *data, size_t len, graph_format_t format,
                  const char *display_name, graph_summary_t *out, nn_error_t *err)
     __attribute__((warn_unused_result));

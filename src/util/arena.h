@@ -41,7 +41,8 @@ char *arena_strndup(arena_t *arena, const char *s, size_t len) __attribute__((wa
 char *arena_strdup(arena_t *arena, const char *s) __attribute__((warn_unused_result));
 char *arena_printf(arena_t *arena, const char *fmt, ...)
     __attribute__((format(printf, 2, 3), warn_unused_result));
-char *arena_vprintf(arena_t *arena, const char *fmt, va_list ap) __attribute__((warn_unused_result));
+char *arena_vprintf(arena_t *arena, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0), warn_unused_result));
 
 /* Registers fn(data) to run at arena_destroy().  false when out of memory,
  * in which case fn has NOT been registered (the caller releases data). */

@@ -43,7 +43,7 @@ static const create_case_t create_cases[] = {
     {"{" BASE PRE_OK ", \"id\": 3}", "id"},
     {"{" BASE PRE_OK ", \"files\": []}", "files"},
     {"{" BASE PRE_OK ", \"nmae\": \"typo\"}", "nmae"},
-    {"{" BASE "}", "preprocessing"},
+    {"{\"name\": \"n\", \"framework\": \"tensorflow-1.x\"}", "preprocessing"},
     {"{" BASE "\"preprocessing\": {\"inputs\": []}}", "preprocessing.inputs"},
     {"{" BASE "\"preprocessing\": {\"inputs\": [{\"image\": {\"dimension_order\": \"NHWC\", \"resize_type\": \"CROP\", \"target_size\": \"2x2\", \"color_channels\": \"L\"}}]}}",
      "preprocessing.inputs[0].tensor_name"},
@@ -136,7 +136,8 @@ static void test_create_normalizes(void **state)
     assert_string_equal(out.inputs[0].name, "x:0");
     assert_string_equal(out.inputs[0].field, "preprocessing.inputs[0].tensor_name");
     assert_int_equal(out.noutputs, 2);
-    assert_string_equal(out.outputs[1].field, "postprocessings[0].tensors_output.tensors[1]");
+    /* a bare list is named as sent */
+    assert_string_equal(out.outputs[1].field, "postprocessings[0].tensors_output[1]");
     assert_non_null(strstr(out.postprocessings_json, "{\"tensors_output\":{\"tensors\":[\"y:0\",\"z\"]}}"));
     assert_non_null(strstr(out.preprocessing_json, "\"pixel_scaling\":255"));
     assert_non_null(strstr(out.preprocessing_json, "\"data_type\":\"FLOAT32\""));
