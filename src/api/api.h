@@ -49,6 +49,11 @@ bool api_page_parse(nn_request_t *req, api_page_t *page) __attribute__((warn_unu
 bool api_page_render(nn_request_t *req, const api_page_t *page, long long count,
                      const char *results_json) __attribute__((warn_unused_result));
 
+/* Answers status with the network row res (columns: json, version) and its
+ * ETag. */
+bool api_send_network(nn_request_t *req, int status, PGresult *res, long long id)
+    __attribute__((warn_unused_result));
+
 /* Parses a route id ("42") or fails with 404. */
 bool api_route_id(nn_request_t *req, int index, long long *id) __attribute__((warn_unused_result));
 

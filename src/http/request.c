@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 static const char *param(const nn_request_t *req, const char *name)
 {
@@ -42,6 +43,79 @@ static char *path_decode(arena_t *arena, const char *raw, size_t len)
     }
     out[o] = '\0';
     return out;
+}
+
+/* The first element of a comma-separated header value (a chain of proxies
+ * appends to X-Forwarded-*: the first is the one the client talked to),
+ * without the spaces around it. */
+static void first_element(const char *value, const char **start, size_t *len)
+{
+    while (*value == ' ' || *value == '\t')
+        value++;
+    size_t n = strcspn(value, ",");
+    while (n > 0 && (value[n - 1] == ' ' || value[n - 1] == '\t'))
+        n--;
+    *start = value;
+    *len = n;
+}
+
+/* "http" or "https" from X-Forwarded-Proto; NULL when absent or anything
+ * else (the request's own scheme is used then). */
+static const char *forwarded_proto(const char *value)
+{
+    if (!value)
+        return NULL;
+    const char *p;
+    size_t n;
+    first_element(value, &p, &n);
+    if (n == 4 && strncasecmp(p, "http", 4) == 0)
+        return "http";
+    if (n == 5 && strncasecmp(p, "https", 5) == 0)
+        return "https";
+    return NULL;
+}
+
+/* A host[:port] that can go into a URL as it is: letters, digits, "-", ".",
+ * "_", ":" and the brackets of an IPv6 literal.  Anything else ("/", "?",
+ * "@", spaces...) would change what a link built from it points to. */
+static bool host_valid(const char *host, size_t len)
+{
+    if (!host || len == 0 || len > 255)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)host[i];
+        if (!isalnum(c) && !strchr("-._:[]", c))
+            return false;
+    }
+    return true;
+}
+
+/* The host of X-Forwarded-Host (its first element) when it is a valid
+ * host[:port], else NULL. */
+static const char *forwarded_host(arena_t *arena, const char *value)
+{
+    if (!value)
+        return NULL;
+    const char *p;
+    size_t n;
+    first_element(value, &p, &n);
+    if (!host_valid(p, n))
+        return NULL;
+    return arena_strndup(arena, p, n);
+}
+
+/* Without a usable Host header (HTTP/1.0): the address and port the
+ * request came in on. */
+static const char *server_host(nn_request_t *req)
+{
+    const char *addr = param_or(req, "SERVER_ADDR", "localhost");
+    const char *port = param(req, "SERVER_PORT");
+    bool v6 = strchr(addr, ':') != NULL;
+    if (!port || !*port)
+        return v6 ? arena_printf(req->arena, "[%s]", addr) : addr;
+    if (v6)
+        return arena_printf(req->arena, "[%s]:%s", addr, port);
+    return arena_printf(req->arena, "%s:%s", addr, port);
 }
 
 /* The path the routes match: without the /v0.7 prefix and without a
@@ -93,14 +167,18 @@ bool req_init(nn_request_t *req, arena_t *arena, FCGX_Request *fcgi, const worke
     if (!req->route_path)
         return nn_error_oom(&req->err);
 
-    const char *proto = param(req, "HTTP_X_FORWARDED_PROTO");
-    if (proto && (strcmp(proto, "http") == 0 || strcmp(proto, "https") == 0))
-        req->scheme = proto;
-    else
+    req->scheme = forwarded_proto(param(req, "HTTP_X_FORWARDED_PROTO"));
+    if (!req->scheme)
         req->scheme = param_or(req, "REQUEST_SCHEME",
                                param(req, "HTTPS") && *param(req, "HTTPS") ? "https" : "http");
-    const char *fwd_host = param(req, "HTTP_X_FORWARDED_HOST");
-    req->host = fwd_host && *fwd_host ? fwd_host : param_or(req, "HTTP_HOST", "localhost");
+    req->host = forwarded_host(arena, param(req, "HTTP_X_FORWARDED_HOST"));
+    const char *host = param(req, "HTTP_HOST");
+    if (!req->host && host && host_valid(host, strlen(host)))
+        req->host = host;
+    if (!req->host)
+        req->host = server_host(req);
+    if (!req->host)
+        return nn_error_oom(&req->err);
     return true;
 }
 

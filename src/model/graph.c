@@ -37,9 +37,11 @@
 #define BUDGET_BASE ((size_t)64 << 20)
 #define BUDGET_PER_INPUT_BYTE 4
 /* graph_closest_names: names are compared on their first CLOSEST_MAX_LEN
- * bytes, and the search stops after CLOSEST_MAX_CELLS edit-distance cells. */
+ * bytes, and the search stops after CLOSEST_MAX_CELLS edit-distance cells
+ * (a fraction of a second; real graphs need far fewer, pathological ones
+ * get the best names found until then). */
 #define CLOSEST_MAX_LEN 128
-#define CLOSEST_MAX_CELLS ((size_t)1 << 26)
+#define CLOSEST_MAX_CELLS ((size_t)1 << 28)
 
 /* ---- the schema: field numbers, and names for the text format ---------- */
 
@@ -242,23 +244,42 @@ typedef struct vec {
     size_t cap;
 } vec_t;
 
-/* An open-addressing hash map from NUL-terminated strings (not owned, never
- * containing NUL) to uint32 values. */
+
+/* An open-addressing hash map from strings to uint32 values (< UINT32_MAX).
+ * Slots hold only the hash and the value, 8 bytes, so that big maps stay
+ * cache-friendly; the string of a value is found through key_of (node
+ * names, say, live in the node array).  Strings are NUL-terminated and
+ * never contain NUL. */
+typedef const char *(*strmap_key_fn)(const void *ctx, uint32_t val);
+
+typedef struct strmap_slot {
+    uint32_t hash;
+    uint32_t val1; /* value + 1; 0 marks an empty slot */
+} strmap_slot_t;
+
 typedef struct strmap {
-    const char **keys;
-    uint32_t *vals;
+    strmap_slot_t *slots;
     size_t cap; /* 0 or a power of two */
     size_t count;
+    strmap_key_fn key_of;
+    const void *key_ctx;
 } strmap_t;
 
-static uint64_t hash_bytes(const char *s, size_t len)
+static void strmap_init(strmap_t *m, strmap_key_fn key_of, const void *key_ctx)
+{
+    memset(m, 0, sizeof(*m));
+    m->key_of = key_of;
+    m->key_ctx = key_ctx;
+}
+
+static uint32_t hash_bytes(const char *s, size_t len)
 {
     uint64_t h = 1469598103934665603ull;
     for (size_t i = 0; i < len; i++) {
         h ^= (unsigned char)s[i];
         h *= 1099511628211ull;
     }
-    return h;
+    return (uint32_t)(h ^ (h >> 32));
 }
 
 /* key (NUL-terminated) equals the len bytes at s; never reads past key's NUL. */
@@ -270,69 +291,91 @@ static bool key_equal(const char *key, const char *s, size_t len)
     return key[len] == '\0';
 }
 
-static bool strmap_find(const strmap_t *m, const char *s, size_t len, uint32_t *val,
-                        const char **key)
+static bool strmap_lookup(const strmap_t *m, const char *s, size_t len, uint32_t hash,
+                          uint32_t *val)
 {
     if (m->cap == 0)
         return false;
     size_t mask = m->cap - 1;
-    for (size_t i = (size_t)hash_bytes(s, len) & mask;; i = (i + 1) & mask) {
-        if (!m->keys[i])
+    for (size_t i = hash & mask;; i = (i + 1) & mask) {
+        const strmap_slot_t *slot = &m->slots[i];
+        if (slot->val1 == 0)
             return false;
-        if (key_equal(m->keys[i], s, len)) {
-            if (val)
-                *val = m->vals[i];
-            if (key)
-                *key = m->keys[i];
+        if (slot->hash == hash && key_equal(m->key_of(m->key_ctx, slot->val1 - 1), s, len)) {
+            *val = slot->val1 - 1;
             return true;
         }
     }
 }
 
+static bool strmap_find(const strmap_t *m, const char *s, size_t len, uint32_t *val)
+{
+    return strmap_lookup(m, s, len, hash_bytes(s, len), val);
+}
+
 static bool strmap_grow(strmap_t *m, alloc_fn alloc, void *ctx)
 {
     size_t ncap = m->cap ? m->cap * 2 : 64;
-    if (ncap > SIZE_MAX / sizeof(const char *) / 2)
+    if (ncap > SIZE_MAX / sizeof(strmap_slot_t) / 2)
         return false;
-    const char **keys = alloc(ctx, ncap * sizeof(*keys));
-    uint32_t *vals = keys ? alloc(ctx, ncap * sizeof(*vals)) : NULL;
-    if (!vals)
+    strmap_slot_t *slots = alloc(ctx, ncap * sizeof(*slots));
+    if (!slots)
         return false;
-    memset(keys, 0, ncap * sizeof(*keys));
+    memset(slots, 0, ncap * sizeof(*slots));
     size_t mask = ncap - 1;
     for (size_t j = 0; j < m->cap; j++) {
-        if (!m->keys[j])
+        if (m->slots[j].val1 == 0)
             continue;
-        size_t i = (size_t)hash_bytes(m->keys[j], strlen(m->keys[j])) & mask;
-        while (keys[i])
+        size_t i = m->slots[j].hash & mask;
+        while (slots[i].val1)
             i = (i + 1) & mask;
-        keys[i] = m->keys[j];
-        vals[i] = m->vals[j];
+        slots[i] = m->slots[j];
     }
-    m->keys = keys;
-    m->vals = vals;
+    m->slots = slots;
     m->cap = ncap;
     return true;
 }
 
-/* Inserts key -> val unless key is there: 1 inserted, 0 present (*old set),
- * -1 out of memory. */
+/* Maps key to val unless key is there already: 1 inserted, 0 present
+ * (*old set to its value), -1 out of memory.  Afterwards key_of(val) must
+ * give key. */
 static int strmap_put(strmap_t *m, const char *key, uint32_t val, uint32_t *old, alloc_fn alloc,
                       void *ctx)
 {
     size_t len = strlen(key);
-    if (strmap_find(m, key, len, old, NULL))
+    uint32_t hash = hash_bytes(key, len);
+    uint32_t found;
+    if (strmap_lookup(m, key, len, hash, &found)) {
+        if (old)
+            *old = found;
         return 0;
+    }
+    if (val == UINT32_MAX)
+        return -1;
     if ((m->count + 1) * 2 > m->cap && !strmap_grow(m, alloc, ctx))
         return -1;
     size_t mask = m->cap - 1;
-    size_t i = (size_t)hash_bytes(key, len) & mask;
-    while (m->keys[i])
+    size_t i = hash & mask;
+    while (m->slots[i].val1)
         i = (i + 1) & mask;
-    m->keys[i] = key;
-    m->vals[i] = val;
+    m->slots[i].hash = hash;
+    m->slots[i].val1 = val + 1;
     m->count++;
     return 1;
+}
+
+/* key_of for maps whose values index a vec_t of strings. */
+static const char *string_at(const void *ctx, uint32_t val)
+{
+    const vec_t *v = ctx;
+    return ((const char *const *)v->data)[val];
+}
+
+/* key_of for the node-name map. */
+static const char *node_name_at(const void *ctx, uint32_t val)
+{
+    const vec_t *v = ctx;
+    return ((const graph_node_t *)v->data)[val].name;
 }
 
 /* The node part of a tensor or input name: "x:1" -> "x", "^x" -> "x".
@@ -388,8 +431,9 @@ typedef struct walk {
 
     vec_t nodes, tags, sigs, fops, inputs;
     int64_t dims[GRAPH_MAX_DIMS];
-    strmap_t names; /* node name -> index */
-    strmap_t ops;   /* interned op names */
+    strmap_t names; /* node name -> index in nodes */
+    strmap_t ops;   /* op name -> index in opnames (interned) */
+    vec_t opnames;
     size_t nmeta;
     graph_summary_t *out;
 } walk_t;
@@ -448,20 +492,27 @@ static void *walk_alloc_cb(void *ctx, size_t n)
     return walk_alloc(ctx, n);
 }
 
+/* Room for at least cap items. */
+static bool vec_reserve(walk_t *w, vec_t *v, size_t elem, size_t cap)
+{
+    if (cap <= v->cap)
+        return true;
+    if (cap > SIZE_MAX / elem)
+        return walk_fail(w, w->where, "too many items");
+    void *data = walk_alloc(w, cap * elem);
+    if (!data)
+        return false;
+    if (v->n)
+        memcpy(data, v->data, v->n * elem);
+    v->data = data;
+    v->cap = cap;
+    return true;
+}
+
 static bool vec_push(walk_t *w, vec_t *v, size_t elem, const void *item)
 {
-    if (v->n == v->cap) {
-        size_t ncap = v->cap ? v->cap * 2 : 8;
-        if (ncap > SIZE_MAX / elem)
-            return walk_fail(w, w->where, "too many items");
-        void *data = walk_alloc(w, ncap * elem);
-        if (!data)
-            return false;
-        if (v->n)
-            memcpy(data, v->data, v->n * elem);
-        v->data = data;
-        v->cap = ncap;
-    }
+    if (v->n == v->cap && !vec_reserve(w, v, elem, v->cap ? v->cap * 2 : 8))
+        return false;
     memcpy((char *)v->data + v->n * elem, item, elem);
     v->n++;
     return true;
@@ -572,7 +623,7 @@ static int cur_next(cursor_t *c, field_t *f)
         if (st == PB_ERROR)
             return -1;
         f->number = f->pb.number;
-        f->name = name_of_number(c->type, f->number);
+        f->name = NULL; /* looked up only for messages */
         f->offset = f->pb.offset;
         w->where = f->offset;
         return 1;
@@ -600,9 +651,10 @@ static int cur_next(cursor_t *c, field_t *f)
     return 1;
 }
 
-static const char *field_label(const field_t *f)
+static const char *field_label(const cursor_t *c, const field_t *f)
 {
-    return f->name ? f->name : "?";
+    const char *name = f->name ? f->name : name_of_number(c->type, f->number);
+    return name ? name : "?";
 }
 
 /* The field does not hold what the schema says (expected: "a string"). */
@@ -610,9 +662,9 @@ static bool wrong_kind(cursor_t *c, const field_t *f, const char *expected)
 {
     if (c->w->format == GRAPH_FORMAT_BINARY)
         return walk_fail(c->w, f->offset, "field %s (%u) of %s is a %s value, expected %s",
-                         field_label(f), f->number, c->type->name,
+                         field_label(c, f), f->number, c->type->name,
                          pb_wire_type_name(f->pb.wire_type), expected);
-    return walk_fail(c->w, f->offset, "field %s of %s must be %s", field_label(f), c->type->name,
+    return walk_fail(c->w, f->offset, "field %s of %s must be %s", field_label(c, f), c->type->name,
                      expected);
 }
 
@@ -676,10 +728,10 @@ static bool get_view(cursor_t *c, field_t *f, const char **out, size_t *len)
 static bool check_text(cursor_t *c, const field_t *f, const char *s, size_t len)
 {
     if (memchr(s, '\0', len))
-        return walk_fail(c->w, f->offset, "field %s of %s contains a NUL byte", field_label(f),
+        return walk_fail(c->w, f->offset, "field %s of %s contains a NUL byte", field_label(c, f),
                          c->type->name);
     if (!utf8_valid((const unsigned char *)s, len))
-        return walk_fail(c->w, f->offset, "field %s of %s is not valid UTF-8", field_label(f),
+        return walk_fail(c->w, f->offset, "field %s of %s is not valid UTF-8", field_label(c, f),
                          c->type->name);
     return true;
 }
@@ -703,13 +755,21 @@ static bool get_op(cursor_t *c, field_t *f, const char **out)
     size_t len;
     if (!get_view(c, f, &s, &len) || !check_text(c, f, s, len))
         return false;
-    if (strmap_find(&w->ops, s, len, NULL, out))
+    uint32_t idx;
+    if (strmap_find(&w->ops, s, len, &idx)) {
+        *out = string_at(&w->opnames, idx);
         return true;
+    }
     const char *copy = pool_strndup(w, s, len);
     if (!copy)
         return false;
-    if (len > 0 && strmap_put(&w->ops, copy, 0, NULL, walk_alloc_cb, w) < 0)
-        return false;
+    if (len > 0) {
+        if (w->opnames.n >= UINT32_MAX)
+            return walk_fail(w, f->offset, "the graph has too many distinct ops");
+        if (!vec_push(w, &w->opnames, sizeof(copy), &copy) ||
+            strmap_put(&w->ops, copy, (uint32_t)(w->opnames.n - 1), NULL, walk_alloc_cb, w) < 0)
+            return false;
+    }
     *out = copy;
     return true;
 }
@@ -768,7 +828,7 @@ static bool get_dtype(cursor_t *c, field_t *f, int *out)
             return true;
         return walk_fail(c->w, f->pt.value_offset, "unknown DataType %.*s in field %s of %s",
                          (int)(f->pt.value_len > 64 ? 64 : f->pt.value_len), f->pt.value,
-                         field_label(f), c->type->name);
+                         field_label(c, f), c->type->name);
     }
     int32_t v;
     if (!get_int32(c, f, &v))
@@ -1099,10 +1159,38 @@ static bool walk_versions(cursor_t *c)
     return r == 0;
 }
 
+/* Binary format: counts the nodes of the GraphDef first (a cheap pass over
+ * its fields), so that the node array and the name map are sized once
+ * instead of growing (which would leave the smaller copies behind). */
+static bool reserve_nodes(cursor_t *c)
+{
+    walk_t *w = c->w;
+    pb_reader_t scan = c->pb;
+    pb_field_t f;
+    pb_status_t st;
+    size_t count = 0;
+    while ((st = pb_next(&scan, &f)) == PB_FIELD)
+        if (f.number == GRAPH_DEF_NODE)
+            count++;
+    if (st == PB_ERROR)
+        return false;
+    size_t want = w->nodes.n + count;
+    if (count == 0 || want > UINT32_MAX / 2)
+        return true; /* the walk reports what is wrong */
+    if (!vec_reserve(w, &w->nodes, sizeof(graph_node_t), want))
+        return false;
+    while (w->names.cap < want * 2)
+        if (!strmap_grow(&w->names, walk_alloc_cb, w))
+            return w->oom || w->over_budget || walk_fail(w, w->where, "too many nodes");
+    return true;
+}
+
 static bool walk_graph_def(cursor_t *c)
 {
     field_t f;
     int r;
+    if (c->w->format == GRAPH_FORMAT_BINARY && !reserve_nodes(c))
+        return false;
     while ((r = cur_next(c, &f)) > 0) {
         cursor_t sub;
         switch (f.number) {
@@ -1387,8 +1475,15 @@ static const char *canonical_tensor(walk_t *w, const char *name)
 
 typedef struct candidates {
     vec_t list;
-    strmap_t seen; /* canonical tensor names */
+    vec_t canon;   /* canonical names of the listed tensors */
+    strmap_t seen; /* canonical name -> index in canon */
 } candidates_t;
+
+static void candidates_init(candidates_t *cs)
+{
+    memset(cs, 0, sizeof(*cs));
+    strmap_init(&cs->seen, string_at, &cs->canon);
+}
 
 static bool add_candidate(walk_t *w, candidates_t *cs, const char *name, int dtype,
                           const graph_shape_t *shape)
@@ -1398,9 +1493,13 @@ static bool add_candidate(walk_t *w, candidates_t *cs, const char *name, int dty
     const char *canon = canonical_tensor(w, name);
     if (!canon)
         return false;
-    int put = strmap_put(&cs->seen, canon, 0, NULL, walk_alloc_cb, w);
-    if (put <= 0)
+    if (!vec_push(w, &cs->canon, sizeof(canon), &canon))
+        return false;
+    int put = strmap_put(&cs->seen, canon, (uint32_t)(cs->canon.n - 1), NULL, walk_alloc_cb, w);
+    if (put <= 0) {
+        cs->canon.n--;
         return put == 0;
+    }
     graph_tensor_info_t ti;
     memset(&ti, 0, sizeof(ti));
     ti.name = name;
@@ -1426,7 +1525,7 @@ static bool build_candidates(walk_t *w)
 {
     graph_summary_t *g = w->out;
     candidates_t in;
-    memset(&in, 0, sizeof(in));
+    candidates_init(&in);
     for (size_t i = 0; i < g->nnodes; i++) {
         const graph_node_t *n = &g->nodes[i];
         if (strcmp(n->op, "Placeholder") != 0 && strcmp(n->op, "PlaceholderWithDefault") != 0)
@@ -1447,7 +1546,7 @@ static bool build_candidates(walk_t *w)
     g->ninput_candidates = in.list.n;
 
     candidates_t out;
-    memset(&out, 0, sizeof(out));
+    candidates_init(&out);
     for (size_t s = 0; s < g->nsignatures; s++) {
         const graph_signature_t *sig = &g->signatures[s];
         for (size_t i = 0; i < sig->noutputs; i++)
@@ -1468,7 +1567,7 @@ static bool build_candidates(walk_t *w)
             uint32_t idx;
             const char *in_name = n->inputs[k];
             if (tensor_node_part(in_name, strlen(in_name), true, &start, &len) &&
-                strmap_find(&w->names, in_name + start, len, &idx, NULL))
+                strmap_find(&w->names, in_name + start, len, &idx))
                 consumed[idx] = true;
         }
     }
@@ -1527,6 +1626,8 @@ bool graph_parse(arena_t *arena, const unsigned char *data, size_t len, graph_fo
                     ? SIZE_MAX
                     : BUDGET_BASE + len * BUDGET_PER_INPUT_BYTE;
     w->budget_total = w->budget;
+    strmap_init(&w->names, node_name_at, &w->nodes);
+    strmap_init(&w->ops, string_at, &w->opnames);
     pb_reader_init(&w->root, data, len, &w->pberr);
     cursor_t top = {.w = w, .type = &T_SAVED_MODEL, .skip_pending = false};
     if (format == GRAPH_FORMAT_TEXT) {
@@ -1638,6 +1739,17 @@ static size_t edit_distance(const char *a, size_t la, const char *b, size_t lb, 
     size_t diff = la > lb ? la - lb : lb - la;
     if (diff > bound)
         return big;
+    /* A common prefix or suffix never needs an edit. */
+    while (la > 0 && lb > 0 && a[0] == b[0]) {
+        a++;
+        b++;
+        la--;
+        lb--;
+    }
+    while (la > 0 && lb > 0 && a[la - 1] == b[lb - 1]) {
+        la--;
+        lb--;
+    }
     size_t *prev = row, *cur = row + lb + 1;
     for (size_t j = 0; j <= lb; j++)
         prev[j] = j;
@@ -1789,6 +1901,11 @@ typedef struct op_count {
     size_t count;
 } op_count_t;
 
+static const char *op_count_key(const void *ctx, uint32_t val)
+{
+    return ((const op_count_t *)ctx)[val].op;
+}
+
 static int op_count_cmp(const void *a, const void *b)
 {
     return strcmp(((const op_count_t *)a)->op, ((const op_count_t *)b)->op);
@@ -1800,10 +1917,10 @@ static bool gen_ops(yajl_gen g, const graph_summary_t *graph)
     arena_t *tmp = arena_create(0);
     if (!tmp)
         return false;
-    strmap_t map;
-    memset(&map, 0, sizeof(map));
     size_t total = graph->nnodes + graph->nfunction_nodes;
     op_count_t *counts = total ? arena_alloc(tmp, total * sizeof(*counts)) : NULL;
+    strmap_t map;
+    strmap_init(&map, op_count_key, counts);
     bool ok = total == 0 || counts != NULL;
     size_t distinct = 0;
     for (size_t i = 0; ok && i < total; i++) {
@@ -1824,7 +1941,8 @@ static bool gen_ops(yajl_gen g, const graph_summary_t *graph)
         }
     }
     if (ok) {
-        qsort(counts, distinct, sizeof(*counts), op_count_cmp);
+        if (distinct > 1)
+            qsort(counts, distinct, sizeof(*counts), op_count_cmp);
         ok = yajl_gen_map_open(g) == yajl_gen_status_ok;
         for (size_t i = 0; ok && i < distinct; i++)
             ok = gen_str(g, counts[i].op) && gen_int(g, (long long)counts[i].count);
