@@ -24,14 +24,22 @@ const route_t api_routes[] = {
 };
 const size_t api_nroutes = sizeof(api_routes) / sizeof(api_routes[0]);
 
+/* A 401 names the way to authenticate (RFC 9110 15.5.2: a 401 carries a
+ * WWW-Authenticate challenge). */
+static bool unauthorized(nn_request_t *req, const char *code, const char *message)
+{
+    req_add_header(req, "WWW-Authenticate", "APIKey header=\"X-API-KEY\"");
+    return nn_error_set(&req->err, 401, code, "%s", message);
+}
+
 bool api_authenticate(nn_request_t *req)
 {
     const char *key = req_header(req, "X-API-KEY");
     if (!key || !*key)
-        return nn_error_set(&req->err, 401, "not_authenticated",
+        return unauthorized(req, "not_authenticated",
                             "no API key: send it in the X-API-KEY header");
     if (strlen(key) > 256)
-        return nn_error_set(&req->err, 401, "invalid_api_key", "the API key is not valid");
+        return unauthorized(req, "invalid_api_key", "the API key is not valid");
     char hash[APIKEY_HEX_LEN + 1];
     apikey_hash(key, strlen(key), hash);
     const char *params[] = {hash};
@@ -41,12 +49,12 @@ bool api_authenticate(nn_request_t *req)
     /* The row was found by its hash; comparing the hashes again in
      * constant time keeps the decision itself free of timing leaks. */
     if (PQntuples(res) != 1 || !apikey_equal(db_value(res, 0, 2), hash))
-        return nn_error_set(&req->err, 401, "invalid_api_key",
+        return unauthorized(req, "invalid_api_key",
                             "the API key is not valid (revoked, or never issued)");
     const char *app_id = db_value(res, 0, 1);
     const char *sent_app_id = req_header(req, "X-APP-ID");
     if (sent_app_id && *sent_app_id && !apikey_equal(sent_app_id, app_id))
-        return nn_error_set(&req->err, 401, "app_id_mismatch",
+        return unauthorized(req, "app_id_mismatch",
                             "X-APP-ID does not match the API key's application; send the app id "
                             "printed with the key, or leave the header out");
     req->org_id = db_value_ll(res, 0, 0);

@@ -1,4 +1,6 @@
 /* health.c - liveness and database reachability, no key needed. */
+#include <stdio.h>
+
 #include "api/api.h"
 #include "api/render.h"
 
@@ -17,11 +19,15 @@ bool api_health(nn_request_t *req)
     } else {
         /* Still the error shape of API.md, with the health fields beside it. */
         req->status = 503;
-        req_add_header(req, "Retry-After", "2");
+        char secs[16];
+        snprintf(secs, sizeof(secs), "%d", db_err.retry_after > 0 ? db_err.retry_after : 2);
+        req_add_header(req, "Retry-After", secs);
         render_key_str(g, "status", "unavailable");
         render_key_str(g, "database", "unavailable");
         render_key_str(g, "error", db_err.message);
         render_key_str(g, "error_code", db_err.code ? db_err.code : "database_unavailable");
+        /* Like every 5xx body: the id that finds the request in the logs. */
+        render_key_str(g, "request_id", req->request_id);
     }
     yajl_gen_map_close(g);
     return true;

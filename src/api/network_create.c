@@ -25,6 +25,7 @@
 #define CREATE_READ_CHUNK (256 * 1024)
 #define CANDIDATES_MAX 10
 #define IDEMPOTENCY_KEY_MAX 255
+#define TENSOR_LIST_MAX 300
 
 
 typedef struct upload_file {
@@ -58,6 +59,17 @@ static upload_file_t *find_file(create_ctx_t *c, const char *name)
     return NULL;
 }
 
+/* application/json, with or without parameters ("; charset=utf-8"). */
+static bool is_json_type(const char *content_type)
+{
+    static const char json[] = "application/json";
+    size_t n = sizeof(json) - 1;
+    if (strncasecmp(content_type, json, n) != 0)
+        return false;
+    char next = content_type[n];
+    return next == '\0' || next == ';' || next == ' ' || next == '\t';
+}
+
 static bool on_part_begin(void *ctx, const mp_part_t *part, nn_error_t *err)
 {
     create_ctx_t *c = ctx;
@@ -67,17 +79,24 @@ static bool on_part_begin(void *ctx, const mp_part_t *part, nn_error_t *err)
                             "part %zu has no name in its Content-Disposition; name file parts by "
                             "their file name (saved_model.pb, …) and fields by their path",
                             part->index + 1);
-    if (part->filename) {
-        file_kind_t kind;
-        if (!filetype_kind_for_name(part->name, &kind))
+    /* A part is a file when its name is a model file's (even without a
+     * filename: curl -F 'saved_model.pb=<file' sends none), or when it has
+     * a filename and is not JSON (curl -F 'data=@fields.json' sends one). */
+    file_kind_t kind;
+    bool model_file = filetype_kind_for_name(part->name, &kind);
+    bool json_part = strcmp(part->name, "data") == 0 ||
+                     (part->content_type && is_json_type(part->content_type));
+    if (model_file || (part->filename && !json_part)) {
+        if (!model_file)
             return nn_error_set(err, 400, "unexpected_file",
                                 "unexpected file \"%s\": send saved_model.pb (or saved_model.pbtxt), "
                                 "variables.index with every variables.data-SSSSS-of-NNNNN shard, and "
                                 "the mean files (.npy, .binaryproto) that preprocessing names",
-                                part->name);
+                                validate_clip(arena, part->name, VALIDATE_ECHO_MAX));
         if (find_file(c, part->name))
             return nn_error_set(err, 400, "duplicate_file",
-                                "file \"%s\" is sent twice; send each file once", part->name);
+                                "file \"%s\" is sent twice; send each file once",
+                                validate_clip(arena, part->name, VALIDATE_ECHO_MAX));
         if (c->nfiles == CREATE_MAX_FILES)
             return nn_error_set(err, 400, "too_many_files", "too many files (at most %d)",
                                 CREATE_MAX_FILES);
@@ -99,9 +118,7 @@ static bool on_part_begin(void *ctx, const mp_part_t *part, nn_error_t *err)
     c->field_name = arena_strdup(arena, part->name);
     if (!c->field_name)
         return nn_error_oom(err);
-    c->field_is_json = strcmp(part->name, "data") == 0 ||
-                       (part->content_type &&
-                        strncasecmp(part->content_type, "application/json", 16) == 0);
+    c->field_is_json = json_part;
     buf_init(&c->field_value, arena);
     return true;
 }
@@ -145,12 +162,33 @@ static bool on_part_end(void *ctx, nn_error_t *err)
             if (value->type != JV_OBJECT)
                 return nn_error_set(err, 400, "invalid_body",
                                     "part \"data\" must hold a JSON object of network fields");
-            for (size_t i = 0; i < value->u.object.n; i++)
-                if (!jv_set(arena, c->fields, value->u.object.keys[i], value->u.object.values[i]))
-                    return nn_error_oom(err);
+            /* Merged like flattened fields, in either order: a field
+             * given both here and in another part is a conflict, not a
+             * silent overwrite. */
+            for (size_t i = 0; i < value->u.object.n; i++) {
+                const char *key = value->u.object.keys[i];
+                if (!jv_get(c->fields, key)) {
+                    if (!jv_set(arena, c->fields, key, value->u.object.values[i]))
+                        return nn_error_oom(err);
+                } else if (!formkey_insert(arena, c->fields, key, strlen(key),
+                                           value->u.object.values[i], err)) {
+                    return false;
+                }
+            }
             return true;
         }
         return formkey_insert(arena, c->fields, c->field_name, strlen(c->field_name), value, err);
+    }
+    if (!validate_utf8_text(text, c->field_value.len)) {
+        /* PostgreSQL stores neither NUL nor invalid UTF-8: refuse it here,
+         * naming the field, rather than fail at the INSERT. */
+        formkey_segment_t *segs;
+        size_t nsegs;
+        if (!formkey_parse(arena, c->field_name, strlen(c->field_name), &segs, &nsegs, err))
+            return false;
+        char *path = formkey_path_string(arena, segs, nsegs);
+        return nn_error_field(err, validate_clip(arena, path ? path : c->field_name, VALIDATE_ECHO_MAX),
+                              "must be UTF-8 text without NUL characters");
     }
     jv_t *value = jv_string(arena, text, c->field_value.len);
     if (!value)
@@ -232,12 +270,20 @@ static bool check_file_set(create_ctx_t *c)
     return true;
 }
 
+/* "a:0", "b:0", … for a field message: whole names only, at most
+ * TENSOR_LIST_MAX bytes, so the message fits its record uncut. */
 static const char *tensor_list(arena_t *arena, const char *const *names, size_t n)
 {
     nn_buf_t b;
     buf_init(&b, arena);
-    for (size_t i = 0; i < n; i++)
-        buf_appendf(&b, "%s\"%s\"", i ? ", " : "", names[i]);
+    for (size_t i = 0; i < n; i++) {
+        const char *name = validate_clip(arena, names[i], VALIDATE_ECHO_MAX);
+        if (b.len + strlen(name) + 4 > TENSOR_LIST_MAX) {
+            buf_append_str(&b, ", \u2026");
+            break;
+        }
+        buf_appendf(&b, "%s\"%s\"", i ? ", " : "", name);
+    }
     const char *s = buf_cstr(&b);
     return s && *s ? s : "(none)";
 }
@@ -256,7 +302,8 @@ static void check_tensors(create_ctx_t *c, const graph_summary_t *graph,
         size_t n = graph_input_candidates(graph, cands, CANDIDATES_MAX);
         nn_error_field(err, net->inputs[i].field,
                        "input tensor \"%s\" is not in the graph; inputs the graph has: %s",
-                       net->inputs[i].name, tensor_list(arena, cands, n));
+                       validate_clip(arena, net->inputs[i].name, VALIDATE_ECHO_MAX),
+                       tensor_list(arena, cands, n));
     }
     for (size_t i = 0; i < net->noutputs; i++) {
         if (graph_find_tensor(graph, net->outputs[i].name))
@@ -265,7 +312,8 @@ static void check_tensors(create_ctx_t *c, const graph_summary_t *graph,
         size_t n = graph_closest_names(arena, graph, net->outputs[i].name, cands, 5);
         nn_error_field(err, net->outputs[i].field,
                        "output tensor \"%s\" is not in the graph; closest names: %s",
-                       net->outputs[i].name, tensor_list(arena, cands, n));
+                       validate_clip(arena, net->outputs[i].name, VALIDATE_ECHO_MAX),
+                       tensor_list(arena, cands, n));
     }
 }
 
@@ -295,6 +343,16 @@ static const char *graph_json(nn_request_t *req, const graph_summary_t *graph)
     return buf_cstr(b);
 }
 
+/* Location and ETag of a created network. */
+static bool set_created_headers(nn_request_t *req, long long id, const char *version)
+{
+    char *location = arena_printf(req->arena, "%s://%s/v0.7/networks/%lld/", req->scheme,
+                                  req->host, id);
+    char *etag = arena_printf(req->arena, "\"%lld-%s\"", id, version);
+    return location && etag && req_add_header(req, "Location", location) &&
+           req_add_header(req, "ETag", etag);
+}
+
 static bool replay_idempotent(nn_request_t *req, const char *org, const char *key, bool *replayed)
 {
     *replayed = false;
@@ -305,9 +363,21 @@ static bool replay_idempotent(nn_request_t *req, const char *org, const char *ke
     if (PQntuples(res) != 1)
         return true;
     req->status = (int)db_value_ll(res, 0, 0);
+    const char *body = db_value(res, 0, 1);
     req_add_header(req, "Idempotent-Replayed", "true");
     *replayed = true;
-    return buf_append_str(&req->body, db_value(res, 0, 1)) || nn_error_oom(&req->err);
+    /* The first response's headers too: its Location, and its ETag (a new
+     * network is at version 1, and the body replayed is that version). */
+    nn_error_t ignored;
+    nn_error_init(&ignored);
+    jv_t *first = jv_parse(req->arena, body, strlen(body), "stored response", &ignored);
+    const jv_t *id = first ? jv_get(first, "id") : NULL;
+    if (req->status == 201 && id && id->type == JV_NUMBER && id->u.number.value >= 1) {
+        long long nid = (long long)id->u.number.value;
+        if (!set_created_headers(req, nid, "1"))
+            return nn_error_oom(&req->err);
+    }
+    return buf_append_str(&req->body, body) || nn_error_oom(&req->err);
 }
 
 /* Stores blobs and rows in one transaction; fills the response. */
@@ -393,9 +463,14 @@ bool api_networks_create(nn_request_t *req)
     const char *idem_key = req_header(req, "Idempotency-Key");
     if (idem_key) {
         size_t len = strlen(idem_key);
-        if (len == 0 || len > IDEMPOTENCY_KEY_MAX)
+        bool printable = true;
+        for (size_t i = 0; i < len && printable; i++)
+            printable = (unsigned char)idem_key[i] >= 0x20 && (unsigned char)idem_key[i] < 0x7F;
+        if (len == 0 || len > IDEMPOTENCY_KEY_MAX || !printable)
             return nn_error_set(&req->err, 400, "invalid_idempotency_key",
-                                "Idempotency-Key must be 1 to %d characters", IDEMPOTENCY_KEY_MAX);
+                                "Idempotency-Key must be 1 to %d printable ASCII characters "
+                                "(a UUID is a good key)",
+                                IDEMPOTENCY_KEY_MAX);
         bool replayed;
         if (!replay_idempotent(req, org, idem_key, &replayed))
             return false;
@@ -456,7 +531,7 @@ bool api_networks_create(nn_request_t *req)
             return nn_error_set(&req->err, 400, "unexpected_file",
                                 "unexpected file \"%s\": no preprocessing input names it as its "
                                 "mean_file",
-                                f->name);
+                                validate_clip(req->arena, f->name, VALIDATE_ECHO_MAX));
     }
 
     upload_file_t *graph_file = find_file(c, "saved_model.pb");

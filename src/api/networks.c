@@ -22,11 +22,39 @@ static bool set_etag(nn_request_t *req, long long id, const char *version)
     return req_add_header(req, "ETag", tag);
 }
 
-/* The version an If-Match header expects, as text for the statement: NULL
- * when the header is absent or "*", "-1" (matches nothing) when no tag in
- * it names this network.  If-Match compares strongly (RFC 9110 13.1.1): a
- * weak tag W/"..." never matches. */
-static const char *if_match_version(nn_request_t *req, long long id)
+/* Digits only (1 to 18 of them, so no overflow) at *p; advances *p. */
+static bool parse_digits(const char **p, long long *out)
+{
+    const char *s = *p;
+    long long v = 0;
+    size_t n = 0;
+    while (s[n] >= '0' && s[n] <= '9' && n < 18)
+        v = v * 10 + (s[n++] - '0');
+    if (n == 0 || (s[n] >= '0' && s[n] <= '9'))
+        return false;
+    *p = s + n;
+    *out = v;
+    return true;
+}
+
+/* One of our entity tags, exactly as set_etag writes it: "ID-VERSION". */
+static bool parse_etag(const char *s, long long *id, long long *version, size_t *used)
+{
+    const char *p = s;
+    if (*p++ != '"' || !parse_digits(&p, id) || *p++ != '-' || !parse_digits(&p, version) ||
+        *p++ != '"')
+        return false;
+    *used = (size_t)(p - s);
+    return true;
+}
+
+/* The versions an If-Match header accepts, as a PostgreSQL integer array
+ * literal for the statement: NULL when the header is absent or "*" (no
+ * condition), "{}" (matches nothing) when no tag in it names this network.
+ * Every tag of the list counts ("42-3", "42-4" accepts both versions).
+ * If-Match compares strongly (RFC 9110 13.1.1): a weak tag W/"..." never
+ * matches. */
+static const char *if_match_versions(nn_request_t *req, long long id)
 {
     const char *h = req_header(req, "If-Match");
     if (!h)
@@ -37,6 +65,10 @@ static const char *if_match_version(nn_request_t *req, long long id)
         len--;
     if (len == 1 && h[0] == '*')
         return NULL;
+    nn_buf_t versions;
+    buf_init(&versions, req->arena);
+    buf_append_char(&versions, '{');
+    size_t n = 0;
     const char *p = h;
     while (*p) {
         p += strspn(p, " \t,");
@@ -46,18 +78,18 @@ static const char *if_match_version(nn_request_t *req, long long id)
         if (weak)
             p += 2;
         long long tag_id, version;
-        int used = 0;
-        if (sscanf(p, "\"%lld-%lld\"%n", &tag_id, &version, &used) == 2 && used > 0) {
-            if (!weak && tag_id == id && version > 0 && version < 2147483647LL) {
-                char *v = arena_printf(req->arena, "%lld", version);
-                return v ? v : "-1";
-            }
+        size_t used;
+        if (parse_etag(p, &tag_id, &version, &used)) {
+            if (!weak && tag_id == id && version > 0 && version < 2147483647LL && n < 64)
+                buf_appendf(&versions, "%s%lld", n++ ? "," : "", version);
             p += used;
         } else {
             p += strcspn(p, ",");
         }
     }
-    return "-1";
+    buf_append_char(&versions, '}');
+    const char *array = buf_cstr(&versions);
+    return array ? array : "{}"; /* out of memory: match nothing, never everything */
 }
 
 /* ------------------------------------------------------------ retrieval */
@@ -279,7 +311,7 @@ static bool networks_update(nn_request_t *req, bool is_put)
     snprintf(ids, sizeof(ids), "%lld", id);
     snprintf(org, sizeof(org), "%lld", req->org_id);
     const char *params[] = {ids, org, upd.name, upd.description, upd.metadata_json,
-                            if_match_version(req, id)};
+                            if_match_versions(req, id)};
     PGresult *res = db_exec(req->ctx->db, req->arena, "network_update", 6, params, NULL, &req->err);
     if (!res)
         return false;
@@ -306,7 +338,7 @@ bool api_networks_delete(nn_request_t *req)
     char ids[24], org[24];
     snprintf(ids, sizeof(ids), "%lld", id);
     snprintf(org, sizeof(org), "%lld", req->org_id);
-    const char *params[] = {ids, org, if_match_version(req, id)};
+    const char *params[] = {ids, org, if_match_versions(req, id)};
     PGresult *res = db_exec(req->ctx->db, req->arena, "network_delete", 3, params, NULL, &req->err);
     if (!res)
         return false;

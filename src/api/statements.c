@@ -87,19 +87,21 @@ const db_statement_t api_statements[] = {
      5},
 
     /* Updates: $1 id, $2 org, $3 name or NULL (keep), $4 description or
-     * NULL, $5 metadata or NULL, $6 expected version or NULL. */
+     * NULL, $5 metadata or NULL, $6 the versions If-Match accepts (an
+     * array, possibly empty) or NULL for any. */
     {"network_update",
      "WITH u AS (UPDATE networks n SET "
      "name = COALESCE($3, n.name), description = COALESCE($4, n.description), "
      "metadata = COALESCE($5::jsonb, n.metadata), version = n.version + 1, "
      "update_date = clock_timestamp() "
-     "WHERE n.id = $1 AND n.org_id = $2 AND ($6::integer IS NULL OR n.version = $6) "
+     "WHERE n.id = $1 AND n.org_id = $2 "
+     "AND ($6::integer[] IS NULL OR n.version = ANY($6::integer[])) "
      "RETURNING n.*) "
      "SELECT nnreg_network_json(u::networks)::text, u.version FROM u",
      6},
     {"network_delete",
      "WITH d AS (DELETE FROM networks n WHERE n.id = $1 AND n.org_id = $2 "
-     "AND ($3::integer IS NULL OR n.version = $3) RETURNING n.id) "
+     "AND ($3::integer[] IS NULL OR n.version = ANY($3::integer[])) RETURNING n.id) "
      "SELECT d.id, pg_notify('nnreg_undeploy', d.id::text) FROM d",
      3},
 

@@ -2,7 +2,7 @@
 
 #include "util/buf.h"
 
-#include <errno.h>
+#include <stdint.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +28,65 @@ static bool in_list(const char *s, const char *const *list, size_t n)
     return false;
 }
 #define IN_LIST(s, list) in_list((s), (list), sizeof(list) / sizeof((list)[0]))
+
+bool validate_utf8_text(const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s, *end = p + len;
+    while (p < end) {
+        unsigned char c = *p;
+        size_t n;
+        uint32_t cp;
+        if (c == 0)
+            return false;
+        if (c < 0x80) {
+            p++;
+            continue;
+        } else if (c >= 0xC2 && c <= 0xDF) {
+            n = 1;
+            cp = c & 0x1F;
+        } else if (c >= 0xE0 && c <= 0xEF) {
+            n = 2;
+            cp = c & 0x0F;
+        } else if (c >= 0xF0 && c <= 0xF4) {
+            n = 3;
+            cp = c & 0x07;
+        } else {
+            return false; /* continuation byte, overlong 2-byte lead, or past U+10FFFF */
+        }
+        if ((size_t)(end - p) <= n)
+            return false;
+        for (size_t i = 1; i <= n; i++) {
+            if ((p[i] & 0xC0) != 0x80)
+                return false;
+            cp = (cp << 6) | (p[i] & 0x3F);
+        }
+        if ((n == 2 && cp < 0x800) || (n == 3 && (cp < 0x10000 || cp > 0x10FFFF)) ||
+            (cp >= 0xD800 && cp <= 0xDFFF))
+            return false; /* overlong, out of range, or a surrogate */
+        p += n + 1;
+    }
+    return true;
+}
+
+const char *validate_clip(arena_t *arena, const char *s, size_t max)
+{
+    size_t len = strlen(s);
+    if (len <= max)
+        return s;
+    size_t n = max;
+    while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
+        n--; /* never cut a character in two */
+    char *out = arena_printf(arena, "%.*s\u2026", (int)n, s);
+    return out ? out : "\u2026";
+}
+
+size_t validate_utf8_length(const char *s, size_t len)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++)
+        n += ((unsigned char)s[i] & 0xC0) != 0x80;
+    return n;
+}
 
 static char *path_join(vctx_t *v, const char *base, const char *key)
 {
@@ -64,8 +123,43 @@ static bool get_string(vctx_t *v, const jv_t *value, const char *path, const cha
 {
     if (!value || value->type != JV_STRING)
         return nn_error_field(v->err, path, "must be a string");
+    /* JSON strings are checked by the parser; form values arrive as raw
+     * bytes, and PostgreSQL stores neither NUL nor invalid UTF-8. */
+    if (!validate_utf8_text(value->u.string.ptr, value->u.string.len))
+        return nn_error_field(v->err, path, "must be UTF-8 text without NUL characters");
     *out = value->u.string.ptr;
     return true;
+}
+
+/* Whether s is a number in JSON's grammar: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)? */
+static bool json_number_text(const char *s)
+{
+    if (*s == '-')
+        s++;
+    if (*s == '0')
+        s++;
+    else if (*s >= '1' && *s <= '9')
+        while (*s >= '0' && *s <= '9')
+            s++;
+    else
+        return false;
+    if (*s == '.') {
+        s++;
+        if (!(*s >= '0' && *s <= '9'))
+            return false;
+        while (*s >= '0' && *s <= '9')
+            s++;
+    }
+    if (*s == 'e' || *s == 'E') {
+        s++;
+        if (*s == '+' || *s == '-')
+            s++;
+        if (!(*s >= '0' && *s <= '9'))
+            return false;
+        while (*s >= '0' && *s <= '9')
+            s++;
+    }
+    return *s == '\0';
 }
 
 static bool get_number(vctx_t *v, const jv_t *value, const char *path, double *out)
@@ -75,14 +169,16 @@ static bool get_number(vctx_t *v, const jv_t *value, const char *path, double *o
         return true;
     }
     if (value && value->type == JV_STRING && value->from_form) {
+        /* Spelled as JSON spells numbers ("2.0", "255", "1e-3"): strtod
+         * alone would also take " 2", "0x10", "inf" and "nan". */
         const char *s = value->u.string.ptr;
-        char *end;
-        errno = 0;
-        double d = strtod(s, &end);
-        if (*s && !errno && *end == '\0' && isfinite(d)) {
-            *out = d;
-            return true;
-        }
+        if (!json_number_text(s))
+            return nn_error_field(v->err, path, "must be a number, e.g. \"255.0\"");
+        double d = strtod(s, NULL); /* ERANGE: underflow gives 0 or tiny, overflow HUGE_VAL */
+        if (!isfinite(d))
+            return nn_error_field(v->err, path, "must be a finite number");
+        *out = d;
+        return true;
     }
     return nn_error_field(v->err, path, "must be a number");
 }
@@ -119,7 +215,8 @@ static void check_keys(vctx_t *v, const jv_t *obj, const char *path, const char 
             buf_init(&list, v->arena);
             for (size_t k = 0; k < nallowed; k++)
                 buf_appendf(&list, "%s%s", k ? ", " : "", allowed[k]);
-            nn_error_field(v->err, path_join(v, path, key), "is not a known field; known: %s",
+            nn_error_field(v->err, path_join(v, path, validate_clip(v->arena, key, VALIDATE_ECHO_MAX)),
+                           "is not a known field; known: %s",
                            buf_cstr(&list) ? buf_cstr(&list) : "");
         }
     }
@@ -183,6 +280,20 @@ static bool has_suffix(const char *s, const char *suffix)
 {
     size_t n = strlen(s), m = strlen(suffix);
     return n >= m && strcmp(s + n - m, suffix) == 0;
+}
+
+/* A number written as a float ("255.0", "2.0", "0.5"), so that clients
+ * read pixel_scaling back as the float API.md shows whatever its form was. */
+static jv_t *float_number(vctx_t *v, double value)
+{
+    jv_t *n = jv_number(v->arena, value);
+    if (n && n->u.number.text && !strpbrk(n->u.number.text, ".eEn")) {
+        char *text = arena_printf(v->arena, "%s.0", n->u.number.text);
+        if (!text)
+            return NULL;
+        n->u.number.text = text;
+    }
+    return n;
 }
 
 static jv_t *validate_image(vctx_t *v, const jv_t *image, const char *path,
@@ -255,10 +366,12 @@ static jv_t *validate_image(vctx_t *v, const jv_t *image, const char *path,
         if (get_string(v, f, mpath, &mean) && *mean) {
             if (!has_suffix(mean, ".npy") && !has_suffix(mean, ".binaryproto"))
                 nn_error_field(v->err, mpath, "must name a .npy or .binaryproto file");
-            else if (!in_list(mean, file_names, nfiles))
+            else if (!in_list(mean, file_names, nfiles)) {
+                const char *shown = validate_clip(v->arena, mean, VALIDATE_ECHO_MAX);
                 nn_error_field(v->err, mpath,
                                "names \"%s\" but no file of that name was uploaded; send it as a file part named \"%s\"",
-                               mean, mean);
+                               shown, shown);
+            }
         }
         if (mean && !*mean)
             mean = NULL;
@@ -273,7 +386,7 @@ static jv_t *validate_image(vctx_t *v, const jv_t *image, const char *path,
     jv_t *vals[7] = {
         jv_cstring(v->arena, order ? order : ""), jv_cstring(v->arena, resize ? resize : ""),
         jv_cstring(v->arena, target ? target : ""), jv_cstring(v->arena, color ? color : ""),
-        jv_number(v->arena, scaling), mean ? jv_cstring(v->arena, mean) : jv_null(v->arena),
+        float_number(v, scaling), mean ? jv_cstring(v->arena, mean) : jv_null(v->arena),
         jv_cstring(v->arena, dtype)};
     for (size_t i = 0; i < 7; i++)
         if (!vals[i] || !jv_set(v->arena, out, keys[i], vals[i]))
@@ -330,11 +443,11 @@ static jv_t *validate_preprocessing(vctx_t *v, const jv_t *pre, const char *cons
         v->oom = true;
         return NULL;
     }
-    if (batched) {
-        jv_t *b = jv_bool(v->arena, true);
-        if (!b || !jv_set(v->arena, norm, "batched_output", b))
-            v->oom = true;
-    }
+    /* Deprecated and only ever true: stored (and served) as true, the
+     * default filled in like every other. */
+    jv_t *batched_true = jv_bool(v->arena, true);
+    if (!batched_true || !jv_set(v->arena, norm, "batched_output", batched_true))
+        v->oom = true;
 
     const jv_t *inputs = coerce_container(v, jv_get(pre, "inputs"), JV_ARRAY);
     if (!inputs || inputs->type != JV_ARRAY || inputs->u.array.n == 0) {
@@ -492,6 +605,26 @@ static jv_t *validate_postprocessings(vctx_t *v, const jv_t *posts, validated_cr
     return norm;
 }
 
+/* Form values inside metadata ("metadata.owner") arrive as raw bytes:
+ * each must be text PostgreSQL can store. */
+static bool check_metadata_text(vctx_t *v, const jv_t *value, const char *path)
+{
+    bool ok = true;
+    if (value->type == JV_STRING && value->from_form &&
+        !validate_utf8_text(value->u.string.ptr, value->u.string.len)) {
+        nn_error_field(v->err, path, "must be UTF-8 text without NUL characters");
+        ok = false;
+    } else if (value->type == JV_OBJECT) {
+        for (size_t i = 0; i < value->u.object.n; i++)
+            ok &= check_metadata_text(v, value->u.object.values[i],
+                                      path_join(v, path, value->u.object.keys[i]));
+    } else if (value->type == JV_ARRAY) {
+        for (size_t i = 0; i < value->u.array.n; i++)
+            ok &= check_metadata_text(v, value->u.array.items[i], path_index(v, path, i));
+    }
+    return ok;
+}
+
 /* name, description, metadata: the mutable fields, shared by create and
  * update.  present_* tell which were given. */
 static void validate_mutable(vctx_t *v, const jv_t *body, bool name_required,
@@ -508,7 +641,7 @@ static void validate_mutable(vctx_t *v, const jv_t *body, bool name_required,
                 len--;
             if (len == start)
                 nn_error_field(v->err, "name", "must not be empty");
-            else if (len - start > VALIDATE_NAME_MAX)
+            else if (validate_utf8_length(s + start, len - start) > VALIDATE_NAME_MAX)
                 nn_error_field(v->err, "name", "must be at most %d characters", VALIDATE_NAME_MAX);
             else if (!(*name = arena_strndup(v->arena, s + start, len - start)))
                 v->oom = true;
@@ -520,7 +653,7 @@ static void validate_mutable(vctx_t *v, const jv_t *body, bool name_required,
     if (f) {
         const char *s = NULL;
         if (get_string(v, f, "description", &s)) {
-            if (f->u.string.len > VALIDATE_DESCRIPTION_MAX)
+            if (validate_utf8_length(s, f->u.string.len) > VALIDATE_DESCRIPTION_MAX)
                 nn_error_field(v->err, "description", "must be at most %d characters",
                                VALIDATE_DESCRIPTION_MAX);
             else
@@ -531,7 +664,7 @@ static void validate_mutable(vctx_t *v, const jv_t *body, bool name_required,
     if (f) {
         if (f->type != JV_OBJECT) {
             nn_error_field(v->err, "metadata", "must be a JSON object (not an array or a scalar)");
-        } else {
+        } else if (check_metadata_text(v, f, "metadata")) {
             size_t len;
             char *s = jv_serialize(v->arena, f, &len);
             if (!s)

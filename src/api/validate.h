@@ -61,6 +61,23 @@ typedef struct validated_update {
 bool validate_update(arena_t *arena, const jv_t *body, bool is_put, validated_update_t *out,
                      nn_error_t *err) __attribute__((warn_unused_result));
 
+/* Whether s[0..len) is UTF-8 text that PostgreSQL can store: well formed
+ * (no overlong forms, surrogates or code points past U+10FFFF) and free of
+ * NUL bytes. */
+bool validate_utf8_text(const char *s, size_t len);
+
+/* The most bytes of a user's string an error message repeats. */
+#define VALIDATE_ECHO_MAX 120
+
+/* s itself when at most max bytes long, else its first max bytes or fewer,
+ * cut between two UTF-8 characters, followed by "…" (arena memory): error
+ * messages repeat what the user sent without overflowing the error
+ * record or splitting a character. */
+const char *validate_clip(arena_t *arena, const char *s, size_t max);
+
+/* The number of characters (code points) of well-formed UTF-8 text. */
+size_t validate_utf8_length(const char *s, size_t len);
+
 /* Shared rule checks, exposed for the unit tests. */
 bool validate_target_size(const char *text, bool network_form, char *why, size_t whylen);
 

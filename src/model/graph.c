@@ -98,7 +98,7 @@ typedef struct field_name {
 } field_name_t;
 
 typedef struct msg_type {
-    const char *name; /* for messages: "NodeDef" */
+    const char *name;           /* for messages: "NodeDef" */
     const field_name_t *fields; /* ends with {NULL, 0} */
 } msg_type_t;
 
@@ -122,10 +122,14 @@ static const field_name_t version_def_fields[] = {
     {"producer", 1}, {"min_consumer", 2}, {"bad_consumers", 3}, {NULL, 0}};
 static const field_name_t library_fields[] = {
     {"function", 1}, {"gradient", 2}, {"registered_gradients", 3}, {NULL, 0}};
-static const field_name_t function_def_fields[] = {
-    {"signature", 1}, {"node_def", 3},   {"ret", 4},
-    {"attr", 5},      {"control_ret", 6}, {"arg_attr", 7},
-    {"resource_arg_unique_id", 8},        {NULL, 0}};
+static const field_name_t function_def_fields[] = {{"signature", 1},
+                                                   {"node_def", 3},
+                                                   {"ret", 4},
+                                                   {"attr", 5},
+                                                   {"control_ret", 6},
+                                                   {"arg_attr", 7},
+                                                   {"resource_arg_unique_id", 8},
+                                                   {NULL, 0}};
 static const field_name_t node_def_fields[] = {{"name", 1},
                                                {"op", 2},
                                                {"input", 3},
@@ -136,22 +140,18 @@ static const field_name_t node_def_fields[] = {{"name", 1},
                                                {NULL, 0}};
 static const field_name_t map_entry_fields[] = {{"key", 1}, {"value", 2}, {NULL, 0}};
 static const field_name_t attr_value_fields[] = {
-    {"list", 1},   {"s", 2},      {"i", 3},           {"f", 4},    {"b", 5},
-    {"type", 6},   {"shape", 7},  {"tensor", 8},      {"func", 10}, {"placeholder", 9},
-    {NULL, 0}};
-static const field_name_t list_value_fields[] = {
-    {"s", 2},      {"i", 3},      {"f", 4},    {"b", 5},
-    {"type", 6},   {"shape", 7},  {"tensor", 8}, {"func", 9}, {NULL, 0}};
+    {"list", 1},  {"s", 2},      {"i", 3},     {"f", 4},           {"b", 5}, {"type", 6},
+    {"shape", 7}, {"tensor", 8}, {"func", 10}, {"placeholder", 9}, {NULL, 0}};
+static const field_name_t list_value_fields[] = {{"s", 2},      {"i", 3},    {"f", 4},
+                                                 {"b", 5},      {"type", 6}, {"shape", 7},
+                                                 {"tensor", 8}, {"func", 9}, {NULL, 0}};
 static const field_name_t shape_fields[] = {{"dim", 2}, {"unknown_rank", 3}, {NULL, 0}};
 static const field_name_t dim_fields[] = {{"size", 1}, {"name", 2}, {NULL, 0}};
 static const field_name_t signature_def_fields[] = {
     {"inputs", 1}, {"outputs", 2}, {"method_name", 3}, {"defaults", 4}, {NULL, 0}};
-static const field_name_t tensor_info_fields[] = {{"name", 1},
-                                                  {"dtype", 2},
-                                                  {"tensor_shape", 3},
-                                                  {"coo_sparse", 4},
-                                                  {"composite_tensor", 5},
-                                                  {NULL, 0}};
+static const field_name_t tensor_info_fields[] = {
+    {"name", 1}, {"dtype", 2}, {"tensor_shape", 3}, {"coo_sparse", 4}, {"composite_tensor", 5},
+    {NULL, 0}};
 
 static const msg_type_t T_SAVED_MODEL = {"SavedModel", saved_model_fields};
 static const msg_type_t T_META_GRAPH = {"MetaGraphDef", meta_graph_fields};
@@ -173,38 +173,54 @@ static const msg_type_t T_TENSOR_INFO = {"TensorInfo", tensor_info_fields};
 
 /* ---- DataType names --------------------------------------------------- */
 
-static const char *const dtype_names[] = {
-    "invalid",  "float",      "double",      "int32",           "uint8",
-    "int16",    "int8",       "string",      "complex64",       "int64",
-    "bool",     "qint8",      "quint8",      "qint32",          "bfloat16",
-    "qint16",   "quint16",    "uint16",      "complex128",      "half",
-    "resource", "variant",    "uint32",      "uint64",          "float8_e5m2",
-    "float8_e4m3fn", "float8_e4m3fnuz", "float8_e4m3b11fnuz", "float8_e5m2fnuz", "int4",
-    "uint4",
+/* Lowercase DataType names by enum value (types.proto); value v + 100 is
+ * the reference type ("float_ref"), TF1 ref variables only. */
+typedef struct dtype_name {
+    const char *name;
+    const char *ref;
+} dtype_name_t;
+
+static const dtype_name_t dtype_names[] = {
+    [0] = {"invalid", "invalid_ref"},
+    [1] = {"float", "float_ref"},
+    [2] = {"double", "double_ref"},
+    [3] = {"int32", "int32_ref"},
+    [4] = {"uint8", "uint8_ref"},
+    [5] = {"int16", "int16_ref"},
+    [6] = {"int8", "int8_ref"},
+    [7] = {"string", "string_ref"},
+    [8] = {"complex64", "complex64_ref"},
+    [9] = {"int64", "int64_ref"},
+    [10] = {"bool", "bool_ref"},
+    [11] = {"qint8", "qint8_ref"},
+    [12] = {"quint8", "quint8_ref"},
+    [13] = {"qint32", "qint32_ref"},
+    [14] = {"bfloat16", "bfloat16_ref"},
+    [15] = {"qint16", "qint16_ref"},
+    [16] = {"quint16", "quint16_ref"},
+    [17] = {"uint16", "uint16_ref"},
+    [18] = {"complex128", "complex128_ref"},
+    [19] = {"half", "half_ref"},
+    [20] = {"resource", "resource_ref"},
+    [21] = {"variant", "variant_ref"},
+    [22] = {"uint32", "uint32_ref"},
+    [23] = {"uint64", "uint64_ref"},
+    [24] = {"float8_e5m2", "float8_e5m2_ref"},
+    [25] = {"float8_e4m3fn", "float8_e4m3fn_ref"},
+    [26] = {"float8_e4m3fnuz", "float8_e4m3fnuz_ref"},
+    [27] = {"float8_e4m3b11fnuz", "float8_e4m3b11fnuz_ref"},
+    [28] = {"float8_e5m2fnuz", "float8_e5m2fnuz_ref"},
+    [29] = {"int4", "int4_ref"},
+    [30] = {"uint4", "uint4_ref"},
 };
 #define NDTYPES ((int)(sizeof(dtype_names) / sizeof(dtype_names[0])))
 
-static const char *const dtype_ref_names[] = {
-    "invalid_ref",  "float_ref",      "double_ref",      "int32_ref",
-    "uint8_ref",    "int16_ref",      "int8_ref",        "string_ref",
-    "complex64_ref", "int64_ref",     "bool_ref",        "qint8_ref",
-    "quint8_ref",   "qint32_ref",     "bfloat16_ref",    "qint16_ref",
-    "quint16_ref",  "uint16_ref",     "complex128_ref",  "half_ref",
-    "resource_ref", "variant_ref",    "uint32_ref",      "uint64_ref",
-    "float8_e5m2_ref", "float8_e4m3fn_ref", "float8_e4m3fnuz_ref", "float8_e4m3b11fnuz_ref",
-    "float8_e5m2fnuz_ref", "int4_ref", "uint4_ref",
-};
-
-_Static_assert(sizeof(dtype_names) == sizeof(dtype_ref_names), "dtype tables differ in size");
-
 const char *graph_dtype_name(int dtype)
 {
-    if (dtype > 0 && dtype < NDTYPES)
-        return dtype_names[dtype];
-    if (dtype == 0)
-        return "invalid";
+    if (dtype >= 0 && dtype < NDTYPES)
+        return dtype_names[dtype].name;
     if (dtype > 100 && dtype < 100 + NDTYPES)
-        return dtype_ref_names[dtype - 100];
+        return dtype_names[dtype - 100].ref;
     return "unknown";
 }
 
@@ -219,7 +235,7 @@ static bool dtype_from_name(const char *s, size_t len, int *out)
     if (ref)
         len -= 4;
     for (int v = ref ? 1 : 0; v < NDTYPES; v++) {
-        const char *n = dtype_names[v];
+        const char *n = dtype_names[v].name;
         if (strlen(n) != len)
             continue;
         size_t i = 0;
@@ -243,7 +259,6 @@ typedef struct vec {
     size_t n;
     size_t cap;
 } vec_t;
-
 
 /* An open-addressing hash map from strings to uint32 values (< UINT32_MAX).
  * Slots hold only the hash and the value, 8 bytes, so that big maps stay
@@ -415,14 +430,14 @@ static bool tensor_node_part(const char *s, size_t len, bool allow_control, size
 typedef struct walk {
     arena_t *arena;
     graph_format_t format;
-    pb_reader_t root;   /* binary: errors of every sub-reader go to pberr */
+    pb_reader_t root; /* binary: errors of every sub-reader go to pberr */
     pb_error_t pberr;
     pbt_parser_t *text; /* text format */
     size_t budget;      /* arena bytes the summary may still take */
     size_t budget_total;
     bool over_budget;
     bool oom;
-    size_t where;       /* offset of the latest field (for memory errors) */
+    size_t where; /* offset of the latest field (for memory errors) */
 
     char *pool; /* string pool: the current chunk's free bytes */
     size_t pool_left;
@@ -550,13 +565,16 @@ static const char *pool_strndup(walk_t *w, const char *s, size_t len)
     return p;
 }
 
-/* Valid UTF-8 (no overlongs, surrogates or code points over U+10FFFF). */
+/* Valid UTF-8 (no overlongs, surrogates or code points over U+10FFFF)
+ * without NUL bytes. */
 static bool utf8_valid(const unsigned char *s, size_t len)
 {
     size_t i = 0;
     while (i < len) {
         unsigned char c = s[i];
         if (c < 0x80) {
+            if (c == 0)
+                return false;
             i++;
             continue;
         }
@@ -587,6 +605,19 @@ static bool utf8_valid(const unsigned char *s, size_t len)
         i += n + 1;
     }
     return true;
+}
+
+/* How many bytes of a (valid UTF-8) name to show in a message: at most 120,
+ * cut at a character boundary. */
+static int shown(const char *name)
+{
+    size_t n = strnlen(name, 121);
+    if (n <= 120)
+        return (int)n;
+    n = 120;
+    while (n > 0 && ((unsigned char)name[n] & 0xc0) == 0x80)
+        n--;
+    return (int)n;
 }
 
 /* ---- the cursor ------------------------------------------------------- */
@@ -727,20 +758,20 @@ static bool get_view(cursor_t *c, field_t *f, const char **out, size_t *len)
 
 static bool check_text(cursor_t *c, const field_t *f, const char *s, size_t len)
 {
-    if (memchr(s, '\0', len))
+    if (utf8_valid((const unsigned char *)s, len))
+        return true;
+    if (len && memchr(s, '\0', len))
         return walk_fail(c->w, f->offset, "field %s of %s contains a NUL byte", field_label(c, f),
                          c->type->name);
-    if (!utf8_valid((const unsigned char *)s, len))
-        return walk_fail(c->w, f->offset, "field %s of %s is not valid UTF-8", field_label(c, f),
-                         c->type->name);
-    return true;
+    return walk_fail(c->w, f->offset, "field %s of %s is not valid UTF-8", field_label(c, f),
+                     c->type->name);
 }
 
 /* A string field, checked and copied into the pool. */
 static bool get_string(cursor_t *c, field_t *f, const char **out)
 {
-    const char *s;
-    size_t len;
+    const char *s = NULL;
+    size_t len = 0;
     if (!get_view(c, f, &s, &len) || !check_text(c, f, s, len))
         return false;
     *out = pool_strndup(c->w, s, len);
@@ -751,8 +782,8 @@ static bool get_string(cursor_t *c, field_t *f, const char **out)
 static bool get_op(cursor_t *c, field_t *f, const char **out)
 {
     walk_t *w = c->w;
-    const char *s;
-    size_t len;
+    const char *s = NULL;
+    size_t len = 0;
     if (!get_view(c, f, &s, &len) || !check_text(c, f, s, len))
         return false;
     uint32_t idx;
@@ -766,9 +797,10 @@ static bool get_op(cursor_t *c, field_t *f, const char **out)
     if (len > 0) {
         if (w->opnames.n >= UINT32_MAX)
             return walk_fail(w, f->offset, "the graph has too many distinct ops");
-        if (!vec_push(w, &w->opnames, sizeof(copy), &copy) ||
-            strmap_put(&w->ops, copy, (uint32_t)(w->opnames.n - 1), NULL, walk_alloc_cb, w) < 0)
+        if (!vec_push(w, &w->opnames, sizeof(copy), &copy))
             return false;
+        if (strmap_put(&w->ops, copy, (uint32_t)(w->opnames.n - 1), NULL, walk_alloc_cb, w) < 0)
+            return walk_fail(w, f->offset, "the graph has too many distinct ops");
     }
     *out = copy;
     return true;
@@ -830,7 +862,7 @@ static bool get_dtype(cursor_t *c, field_t *f, int *out)
                          (int)(f->pt.value_len > 64 ? 64 : f->pt.value_len), f->pt.value,
                          field_label(c, f), c->type->name);
     }
-    int32_t v;
+    int32_t v = 0;
     if (!get_int32(c, f, &v))
         return false;
     *out = v;
@@ -850,7 +882,8 @@ static bool walk_dim(cursor_t *c, int64_t *size)
             if (!get_int64(c, &f, size))
                 return false;
             if (*size < -1)
-                return walk_fail(c->w, f.offset, "dimension size %lld is invalid (-1 means unknown)",
+                return walk_fail(c->w, f.offset,
+                                 "dimension size %lld is invalid (-1 means unknown)",
                                  (long long)*size);
         }
     }
@@ -983,8 +1016,8 @@ static bool walk_attr_entry(cursor_t *c, attr_state_t *st)
     int r;
     while ((r = cur_next(c, &f)) > 0) {
         if (f.number == MAP_ENTRY_KEY) {
-            const char *s;
-            size_t len;
+            const char *s = NULL;
+            size_t len = 0;
             if (!get_view(c, &f, &s, &len))
                 return false;
             key = classify_attr(s, len);
@@ -1074,7 +1107,7 @@ static bool walk_node(cursor_t *c, size_t node_offset)
     if (!*node.name)
         return walk_fail(w, node_offset, "node %zu of the graph has no name", w->nodes.n);
     if (!*node.op)
-        return walk_fail(w, node_offset, "node \"%.120s\" has no op", node.name);
+        return walk_fail(w, node_offset, "node \"%.*s\" has no op", shown(node.name), node.name);
     if (w->nodes.n >= UINT32_MAX)
         return walk_fail(w, node_offset, "the graph has too many nodes");
     if (w->inputs.n) {
@@ -1089,9 +1122,10 @@ static bool walk_node(cursor_t *c, size_t node_offset)
     uint32_t other;
     int put = strmap_put(&w->names, node.name, (uint32_t)w->nodes.n, &other, walk_alloc_cb, w);
     if (put < 0)
-        return false;
+        return walk_fail(w, node_offset, "the graph has too many nodes");
     if (put == 0)
-        return walk_fail(w, node_offset, "node name \"%.120s\" is used by two nodes", node.name);
+        return walk_fail(w, node_offset, "node name \"%.*s\" is used by two nodes",
+                         shown(node.name), node.name);
     return vec_push(w, &w->nodes, sizeof(node), &node);
 }
 
@@ -1151,7 +1185,7 @@ static bool walk_versions(cursor_t *c)
     while ((r = cur_next(c, &f)) > 0) {
         if (f.number != VERSION_DEF_PRODUCER)
             continue;
-        int32_t v;
+        int32_t v = 0;
         if (!get_int32(c, &f, &v))
             return false;
         c->w->out->producer = v;
@@ -1181,7 +1215,7 @@ static bool reserve_nodes(cursor_t *c)
         return false;
     while (w->names.cap < want * 2)
         if (!strmap_grow(&w->names, walk_alloc_cb, w))
-            return w->oom || w->over_budget || walk_fail(w, w->where, "too many nodes");
+            return walk_fail(w, w->where, "the graph has too many nodes");
     return true;
 }
 
@@ -1498,7 +1532,7 @@ static bool add_candidate(walk_t *w, candidates_t *cs, const char *name, int dty
     int put = strmap_put(&cs->seen, canon, (uint32_t)(cs->canon.n - 1), NULL, walk_alloc_cb, w);
     if (put <= 0) {
         cs->canon.n--;
-        return put == 0;
+        return put == 0 || walk_fail(w, w->where, "too many candidate tensors");
     }
     graph_tensor_info_t ti;
     memset(&ti, 0, sizeof(ti));
@@ -1512,8 +1546,15 @@ static bool add_candidate(walk_t *w, candidates_t *cs, const char *name, int dty
 static bool op_without_outputs(const char *op)
 {
     static const char *const ops[] = {
-        "NoOp",          "SaveV2",           "Save",      "SaveSlices", "MergeV2Checkpoints",
-        "AssignVariableOp", "AssignAddVariableOp", "AssignSubVariableOp", "DestroyResourceOp",
+        "NoOp",
+        "SaveV2",
+        "Save",
+        "SaveSlices",
+        "MergeV2Checkpoints",
+        "AssignVariableOp",
+        "AssignAddVariableOp",
+        "AssignSubVariableOp",
+        "DestroyResourceOp",
     };
     for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++)
         if (strcmp(op, ops[i]) == 0)
@@ -1537,9 +1578,8 @@ static bool build_candidates(walk_t *w)
     for (size_t s = 0; s < g->nsignatures; s++) {
         const graph_signature_t *sig = &g->signatures[s];
         for (size_t i = 0; i < sig->ninputs; i++)
-            if (*sig->inputs[i].name &&
-                !add_candidate(w, &in, sig->inputs[i].name, sig->inputs[i].dtype,
-                               &sig->inputs[i].shape))
+            if (*sig->inputs[i].name && !add_candidate(w, &in, sig->inputs[i].name,
+                                                       sig->inputs[i].dtype, &sig->inputs[i].shape))
                 return false;
     }
     g->input_candidates = in.list.data;
@@ -1594,8 +1634,7 @@ static bool finish(walk_t *w)
     g->function_ops = w->fops.data;
     g->signatures = w->sigs.data;
     g->nsignatures = w->sigs.n;
-    if (!sort_unique(w, g->signatures, &g->nsignatures, sizeof(graph_signature_t),
-                     signature_key))
+    if (!sort_unique(w, g->signatures, &g->nsignatures, sizeof(graph_signature_t), signature_key))
         return false;
     for (size_t i = 0; i < g->nsignatures; i++) {
         graph_signature_t *s = &g->signatures[i];
@@ -1805,11 +1844,32 @@ size_t graph_closest_names(arena_t *arena, const graph_summary_t *graph, const c
     size_t *row = arena_alloc(arena, 2 * (CLOSEST_MAX_LEN + 1) * sizeof(size_t));
     if (!best || !row)
         return 0;
+    /* Byte counts of the query, for a cheap lower bound of the distance:
+     * at least max(|q|, |c|) minus the bytes they have in common. */
+    uint32_t qcount[256] = {0}, ccount[256] = {0};
+    for (size_t k = 0; k < qlen; k++)
+        qcount[(unsigned char)q[k]]++;
     size_t nbest = 0, cells = 0;
     for (size_t i = 0; i < graph->nnodes && cells < CLOSEST_MAX_CELLS; i++) {
         const char *cand = graph->nodes[i].name;
         size_t clen = strnlen(cand, CLOSEST_MAX_LEN);
         size_t bound = nbest == max ? best[max - 1].dist : qlen + clen;
+        size_t diff = clen > qlen ? clen - qlen : qlen - clen;
+        if (diff > bound)
+            continue;
+        size_t common = 0;
+        for (size_t k = 0; k < clen; k++)
+            ccount[(unsigned char)cand[k]]++;
+        for (size_t k = 0; k < clen; k++) {
+            unsigned char ch = (unsigned char)cand[k];
+            if (ccount[ch]) {
+                common += ccount[ch] < qcount[ch] ? ccount[ch] : qcount[ch];
+                ccount[ch] = 0;
+            }
+        }
+        size_t low = (clen > qlen ? clen : qlen) - common;
+        if (low > bound || (low == bound && nbest == max && strcmp(cand, best[max - 1].name) >= 0))
+            continue;
         size_t d = edit_distance(q, qlen, cand, clen, bound, row, &cells);
         if (d > bound)
             continue;
@@ -1865,8 +1925,7 @@ static bool gen_tensor(yajl_gen g, const graph_tensor_info_t *t)
               gen_str(g, t->name ? t->name : "") && gen_str(g, "dtype");
     if (!ok)
         return false;
-    ok = t->dtype ? gen_str(g, graph_dtype_name(t->dtype))
-                  : yajl_gen_null(g) == yajl_gen_status_ok;
+    ok = t->dtype ? gen_str(g, graph_dtype_name(t->dtype)) : yajl_gen_null(g) == yajl_gen_status_ok;
     return ok && gen_str(g, "shape") && gen_shape(g, &t->shape) &&
            yajl_gen_map_close(g) == yajl_gen_status_ok;
 }
@@ -1924,8 +1983,8 @@ static bool gen_ops(yajl_gen g, const graph_summary_t *graph)
     bool ok = total == 0 || counts != NULL;
     size_t distinct = 0;
     for (size_t i = 0; ok && i < total; i++) {
-        const char *op = i < graph->nnodes ? graph->nodes[i].op
-                                           : graph->function_ops[i - graph->nnodes];
+        const char *op =
+            i < graph->nnodes ? graph->nodes[i].op : graph->function_ops[i - graph->nnodes];
         if (!op)
             op = "";
         uint32_t idx;

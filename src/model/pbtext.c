@@ -150,20 +150,12 @@ static size_t decode_escape(const char *s, const char *end, uint32_t *value, boo
         *why = "backslash at the end of a string";
         return 0;
     }
-    switch (*s) {
-    case 'a': *value = '\a'; return 1;
-    case 'b': *value = '\b'; return 1;
-    case 'f': *value = '\f'; return 1;
-    case 'n': *value = '\n'; return 1;
-    case 'r': *value = '\r'; return 1;
-    case 't': *value = '\t'; return 1;
-    case 'v': *value = '\v'; return 1;
-    case '\\': *value = '\\'; return 1;
-    case '\'': *value = '\''; return 1;
-    case '"': *value = '"'; return 1;
-    case '?': *value = '?'; return 1;
-    default:
-        break;
+    static const char simple_from[] = "abfnrtv\\'\"?";
+    static const char simple_to[] = "\a\b\f\n\r\t\v\\'\"?";
+    const char *simple = *s ? strchr(simple_from, *s) : NULL;
+    if (simple) {
+        *value = (unsigned char)simple_to[simple - simple_from];
+        return 1;
     }
     if (*s >= '0' && *s <= '7') {
         uint32_t v = 0;
@@ -194,7 +186,8 @@ static size_t decode_escape(const char *s, const char *end, uint32_t *value, boo
         uint32_t v = 0;
         for (size_t i = 1; i <= digits; i++) {
             if (s + i >= end || !is_hex(s[i])) {
-                *why = *s == 'u' ? "\\u escape needs 4 hex digits" : "\\U escape needs 8 hex digits";
+                *why =
+                    *s == 'u' ? "\\u escape needs 4 hex digits" : "\\U escape needs 8 hex digits";
                 return 0;
             }
             v = v * 16 + (uint32_t)hex_value(s[i]);
@@ -681,8 +674,7 @@ bool pbt_bool(const pbt_field_t *f, bool *out)
 bool pbt_ident_is(const pbt_field_t *f, const char *s)
 {
     size_t n = strlen(s);
-    return f->kind == PBT_IDENT && !f->negative && f->value_len == n &&
-           memcmp(f->value, s, n) == 0;
+    return f->kind == PBT_IDENT && !f->negative && f->value_len == n && memcmp(f->value, s, n) == 0;
 }
 
 bool pbt_string_plain(const pbt_field_t *f, const char **out, size_t *len)

@@ -38,11 +38,11 @@ typedef enum { PBT_IDENT, PBT_NUMBER, PBT_STRING } pbt_kind_t;
 typedef struct pbt_field {
     const char *name; /* field name; for [ext] the text inside the brackets */
     size_t name_len;
-    bool extension;   /* the name was written in brackets */
-    bool is_message;  /* a message starts: read it or pbt_skip() it */
+    bool extension;  /* the name was written in brackets */
+    bool is_message; /* a message starts: read it or pbt_skip() it */
     /* Scalars only: */
     pbt_kind_t kind;
-    bool negative;    /* a '-' preceded the number or identifier */
+    bool negative;     /* a '-' preceded the number or identifier */
     const char *value; /* the token without '-'; STRING: from the first
                           opening quote to the last closing quote of all the
                           adjacent pieces, escapes not decoded */
@@ -54,9 +54,9 @@ typedef struct pbt_field {
 typedef enum { PBT_FIELD, PBT_END, PBT_ERROR } pbt_status_t;
 
 typedef struct pbt_level {
-    char close;        /* '}' or '>'; '\0' for the outermost message */
-    bool in_list;      /* between '[' and ']' of a list */
-    bool list_sep;     /* in a list, after an element: ',' or ']' comes */
+    char close;    /* '}' or '>'; '\0' for the outermost message */
+    bool in_list;  /* between '[' and ']' of a list */
+    bool list_sep; /* in a list, after an element: ',' or ']' comes */
     const char *list_name;
     size_t list_name_len;
     bool list_extension;

@@ -96,6 +96,10 @@ bool pb_decode_varint(const unsigned char **pp, const unsigned char *end, uint64
 
 static bool read_varint(pb_reader_t *r, uint64_t *out)
 {
+    if (r->pos < r->end && *r->pos < 0x80) { /* the common one-byte case */
+        *out = *r->pos++;
+        return true;
+    }
     const unsigned char *start = r->pos;
     if (!pb_decode_varint(&r->pos, r->end, out))
         return pb_fail(r, offset_of(r, start), "%s", varint_problem(start, r->end));
@@ -106,7 +110,7 @@ static bool read_varint(pb_reader_t *r, uint64_t *out)
 static bool read_tag(pb_reader_t *r, uint32_t *number, int *wire_type)
 {
     const unsigned char *start = r->pos;
-    uint64_t tag;
+    uint64_t tag = 0;
     if (!read_varint(r, &tag))
         return false;
     if (tag > UINT32_MAX)
@@ -153,7 +157,7 @@ static bool read_value(pb_reader_t *r, int wire_type, pb_field_t *f)
         return true;
     }
     case PB_WIRE_LEN: {
-        uint64_t len;
+        uint64_t len = 0;
         if (!read_varint(r, &len))
             return false;
         size_t left = (size_t)(r->end - r->pos);
@@ -186,8 +190,8 @@ static bool skip_group(pb_reader_t *r, uint32_t number, size_t tag_offset)
             return pb_fail(r, offset_of(r, r->pos), "group of field %u is not closed",
                            open[nopen - 1]);
         size_t at = offset_of(r, r->pos);
-        uint32_t n;
-        int wt;
+        uint32_t n = 0;
+        int wt = 0;
         if (!read_tag(r, &n, &wt))
             return false;
         if (wt == PB_WIRE_START_GROUP) {
@@ -216,8 +220,8 @@ pb_status_t pb_next(pb_reader_t *r, pb_field_t *f)
         if (r->pos == r->end)
             return PB_END;
         size_t at = offset_of(r, r->pos);
-        uint32_t number;
-        int wire_type;
+        uint32_t number = 0;
+        int wire_type = 0;
         if (!read_tag(r, &number, &wire_type))
             return PB_ERROR;
         if (wire_type == PB_WIRE_START_GROUP) {

@@ -47,7 +47,7 @@ typedef enum {
 /* The first error met by a reader (or any of its sub-readers). */
 typedef struct pb_error {
     bool set;
-    size_t offset;    /* absolute byte offset where the problem is */
+    size_t offset;     /* absolute byte offset where the problem is */
     char message[256]; /* "length 4000 exceeds the 12 bytes left" */
 } pb_error_t;
 
@@ -55,18 +55,18 @@ typedef struct pb_reader {
     const unsigned char *base; /* start of the whole buffer (for offsets) */
     const unsigned char *pos;
     const unsigned char *end;
-    int depth;                 /* 0 for the outermost message */
+    int depth; /* 0 for the outermost message */
     pb_error_t *err;
 } pb_reader_t;
 
 typedef struct pb_field {
     uint32_t number;
-    pb_wire_type_t wire_type; /* never a group: those are skipped */
-    uint64_t value;           /* VARINT, FIXED64 and FIXED32 values */
+    pb_wire_type_t wire_type;  /* never a group: those are skipped */
+    uint64_t value;            /* VARINT, FIXED64 and FIXED32 values */
     const unsigned char *data; /* LEN: the payload */
     size_t len;
-    size_t offset;            /* absolute offset of the field's tag */
-    size_t data_offset;       /* absolute offset of the value / payload */
+    size_t offset;      /* absolute offset of the field's tag */
+    size_t data_offset; /* absolute offset of the value / payload */
 } pb_field_t;
 
 typedef enum { PB_FIELD, PB_END, PB_ERROR } pb_status_t;

@@ -114,11 +114,14 @@ def raw_request(stack, method, target, headers=None, body=b""):
         conn.close()
 
 
-def raw_http(port, data, timeout=10):
-    """Sends raw bytes, half-closes, returns (status, headers, body bytes)."""
+def raw_http(port, data, timeout=10, half_close=True):
+    """Sends raw bytes, returns (status, headers, body bytes) once the server
+    closes.  half_close: shut our side down after sending (nginx may then
+    take a request that waits for the application as abandoned: 499)."""
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
         s.sendall(data)
-        s.shutdown(socket.SHUT_WR)
+        if half_close:
+            s.shutdown(socket.SHUT_WR)
         chunks = []
         while True:
             try:

@@ -3,6 +3,7 @@ with absolute next/previous links followed to both ends, X-Forwarded-*
 headers, limit/offset validation, every ordering, the name and is_public
 filters."""
 
+import json
 import random
 from urllib.parse import parse_qs, urlsplit
 
@@ -10,7 +11,7 @@ import pytest
 import requests
 
 from helpers_api import (assert_error, assert_json, call, create, make_private, make_public,
-                         unique)
+                         raw_http, unique)
 
 NETWORKS = 25
 LIMIT = 7
@@ -182,6 +183,13 @@ def test_forwarded_proto_and_host_build_the_links(stack, pager):
     page = get_page(key, url)
     assert page["next"].startswith("http://127.0.0.1:%d/v0.7/networks/?" % stack.port)
     assert requests.get(page["next"], headers={"X-API-KEY": key}, timeout=30).status_code == 200
+    # HTTP/1.0 without a Host header: the address the request came in on.
+    status, _, body = raw_http(stack.port, (
+        "GET /v0.7/networks/?limit=2&offset=2 HTTP/1.0\r\nX-API-KEY: %s\r\n\r\n" % key).encode(),
+        half_close=False)
+    assert status == 200
+    page = json.loads(body)
+    assert page["next"].startswith("http://127.0.0.1:%d/v0.7/networks/?" % stack.port)
 
 
 @pytest.mark.parametrize("query,field", [

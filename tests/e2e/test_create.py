@@ -545,10 +545,24 @@ def assert_create_error_any(stack, files, codes, fields=None):
     return body
 
 
-def test_bit_flipped_length_is_invalid_graph(stack):
+def test_bit_flipped_length(stack):
+    """A flipped bit in the meta_graphs length: the protobuf no longer
+    walks; refused as not being the binary SavedModel it claims to be."""
     data = bytearray((hc.HP2 / "saved_model.pb").read_bytes())
     assert data[:3] == b"\x08\x01\x12"
-    data[3] ^= 0x40  # the meta_graphs length: now past the end of the file
+    data[3] ^= 0x40
+    files = hc.unique_files()
+    files["saved_model.pb"] = ("saved_model.pb", bytes(data))
+    body = assert_create_error_any(stack, files, ("invalid_graph", "file_type_mismatch"))
+    assert "saved_model.pb" in body["error"]
+
+
+def test_bit_flipped_node_name_is_invalid_graph(stack):
+    """A flipped high bit in a node name: the protobuf still walks, but the
+    name is no longer UTF-8, so the graph is refused as invalid."""
+    data = bytearray((hc.HP2 / "saved_model.pb").read_bytes())
+    pos = data.index(b"tf_example")
+    data[pos] ^= 0x80
     files = hc.unique_files()
     files["saved_model.pb"] = ("saved_model.pb", bytes(data))
     refused(stack, lambda: hc.post_create(stack, data=valid_fields(), files=files),
@@ -627,6 +641,12 @@ FIELD_CASES = [
     ("pixel_scaling_negative", {"preprocessing": hc.preprocessing(pixel_scaling=-1.5)},
      ["preprocessing.inputs[0].image.pixel_scaling"]),
     ("pixel_scaling_text", {"preprocessing": hc.preprocessing(pixel_scaling="lots")},
+     ["preprocessing.inputs[0].image.pixel_scaling"]),
+    ("pixel_scaling_hex", {"preprocessing": hc.preprocessing(pixel_scaling="0x10")},
+     ["preprocessing.inputs[0].image.pixel_scaling"]),
+    ("pixel_scaling_space", {"preprocessing": hc.preprocessing(pixel_scaling=" 2")},
+     ["preprocessing.inputs[0].image.pixel_scaling"]),
+    ("pixel_scaling_overflow", {"preprocessing": hc.preprocessing(pixel_scaling="1e999")},
      ["preprocessing.inputs[0].image.pixel_scaling"]),
     ("pixel_scaling_nan", {"preprocessing": hc.preprocessing(pixel_scaling="nan")},
      ["preprocessing.inputs[0].image.pixel_scaling"]),
@@ -739,6 +759,178 @@ def test_mean_file_that_is_not_npy(stack):
             400, "file_type_mismatch", mentions=("mean.npy",))
 
 
+BOUNDARY_TYPE = "multipart/form-data; boundary=nnreg-test-boundary-7f3a"
+
+
+def raw_create(stack, extra, drop=(), files=None, headers=None):
+    """A raw multipart create: the valid fields minus `drop`, then `extra`
+    parts (name, bytes-or-str[, filename, type]), then the files."""
+    parts = [p for p in hc.field_parts(valid_fields()) if p[0] not in drop] + list(extra)
+    parts += hc.file_parts(files if files is not None else hc.unique_files())
+    return hc.post_raw(stack, hc.multipart_body(parts), BOUNDARY_TYPE, headers=headers)
+
+
+TEXT_CASES = [
+    ("name_latin1", "name", b"caf\xe9", "name"),
+    ("name_nul", "name", b"a\x00b", "name"),
+    ("description_invalid", "description", b"\xff\xfe", "description"),
+    ("metadata_invalid", "metadata.owner", b"\xc3\x28", "metadata.owner"),
+    ("metadata_nul", "metadata.notes[0]", b"x\x00", "metadata.notes[0]"),
+    ("tensor_invalid", "preprocessing.inputs[0]tensor_name", b"x\xff:0",
+     "preprocessing.inputs[0].tensor_name"),
+    ("surrogate", "name", b"\xed\xa0\x80", "name"),
+    ("overlong", "name", b"\xc0\xaf", "name"),
+]
+
+
+@pytest.mark.parametrize("key,value,path", [c[1:] for c in TEXT_CASES],
+                         ids=[c[0] for c in TEXT_CASES])
+def test_form_value_that_is_not_text(stack, key, value, path):
+    """Raw bytes PostgreSQL cannot store (invalid UTF-8, NUL) are a 400
+    naming the field, never a 500 or a silently truncated value."""
+    refused(stack, lambda: raw_create(stack, [(key, value)], drop=(key,)),
+            400, "validation_error", fields=[path])
+
+
+def test_name_length_counts_characters(stack):
+    body = created(hc.post_create(stack, data=valid_fields(name="\u00e9" * 255),
+                                  files=hc.unique_files()))
+    assert body["name"] == "\u00e9" * 255
+    refused(stack, lambda: hc.post_create(stack, data=valid_fields(name="\u00e9" * 256),
+                                          files=hc.unique_files()),
+            400, "validation_error", fields=["name"])
+
+
+def test_name_is_trimmed(stack):
+    body = created(hc.post_create(stack, data=valid_fields(name="  padded\t"),
+                                  files=hc.unique_files()))
+    assert body["name"] == "padded"
+
+
+def test_batched_output_default_is_stored(stack):
+    pre = hc.preprocessing("x:0")
+    del pre["batched_output"]
+    body = created(hc.post_create(stack, data=valid_fields(preprocessing=pre),
+                                  files=hc.unique_files()))
+    assert body["preprocessing"]["batched_output"] is True
+
+
+def test_name_given_twice(stack):
+    refused(stack, lambda: raw_create(stack, [("name", "again")]),
+            400, "invalid_form_key", mentions=("name",))
+
+
+@pytest.mark.parametrize("data_first", [True, False], ids=["data_first", "data_last"])
+def test_data_part_and_field_for_the_same_value(stack, data_first):
+    data = ("data", json.dumps({"name": "from data"}), None, "application/json")
+    extra = [data, ("name", "from a field")] if data_first else [("name", "from a field"), data]
+    refused(stack, lambda: raw_create(stack, extra, drop=("name",)),
+            400, "invalid_form_key", mentions=("name",))
+
+
+@pytest.mark.parametrize("data_first", [True, False], ids=["data_first", "data_last"])
+def test_data_part_merges_with_fields(stack, data_first):
+    fields = copy.deepcopy(nnreg_client.network_fields(name="merged " + str(data_first)))
+    pre = fields.pop("preprocessing")
+    image = pre["inputs"][0].pop("image")
+    data = ("data", json.dumps(fields), None, "application/json")
+    flat = hc.field_parts(hc.flatten_like_official_client({"preprocessing": pre}))
+    flat += hc.field_parts(hc.flatten_like_official_client(
+        {"preprocessing": {"inputs": [{"image": image}]}}))
+    flat.append(("metadata.owner", "flat"))
+    extra = [data] + flat if data_first else flat + [data]
+    parts = extra + hc.file_parts(hc.unique_files())
+    body = created(hc.post_raw(stack, hc.multipart_body(parts), BOUNDARY_TYPE))
+    assert body["name"] == "merged " + str(data_first)
+    assert body["metadata"] == {"owner": "flat"}
+    assert body["preprocessing"]["inputs"][0]["image"]["target_size"] == "1x1"
+    assert body["preprocessing"]["inputs"][0]["tensor_name"] == "x:0"
+
+
+def test_data_part_sent_as_a_file(stack):
+    """curl -F 'data=@fields.json;type=application/json' sends a filename."""
+    fields = nnreg_client.network_fields(name="data from a file")
+    parts = [("data", json.dumps(fields), "fields.json", "application/json")]
+    parts += hc.file_parts(hc.unique_files())
+    body = created(hc.post_raw(stack, hc.multipart_body(parts), BOUNDARY_TYPE))
+    assert body["name"] == "data from a file"
+    assert "data" not in {f["name"] for f in body["files"]}
+
+
+def test_model_file_part_without_filename(stack):
+    """curl -F 'saved_model.pb=<file' sends the bytes without a filename:
+    the part's name still says which file it is."""
+    files = hc.unique_files()
+    graph = files.pop("saved_model.pb")[1]
+    body = created(raw_create(stack, [("saved_model.pb", graph)], files=files))
+    by_name = {f["name"]: f for f in body["files"]}
+    assert by_name["saved_model.pb"]["sha256"] == sha256(graph)
+
+
+def test_field_too_large(stack):
+    refused(stack, lambda: raw_create(stack, [("description", "d" * (512 * 1024 + 1))]),
+            400, "field_too_large", mentions=("description",))
+
+
+def test_fields_too_large(stack):
+    extra = [("metadata.k%d" % i, "v" * 300000) for i in range(4)]
+    refused(stack, lambda: raw_create(stack, extra), 400, "fields_too_large")
+
+
+def test_too_many_files(stack):
+    """257 file parts, each opened as a temp file: refused, and every temp
+    file is removed."""
+    shards = [("variables.data-%05d-of-00300" % i, uuid.uuid4().bytes, "s", None)
+              for i in range(257)]
+    refused(stack, lambda: raw_create(stack, shards), 400, "too_many_files")
+
+
+def test_quoted_boundary_and_type_case(stack):
+    parts = hc.field_parts(valid_fields(name="quoted")) + hc.file_parts(hc.unique_files())
+    body = hc.multipart_body(parts, boundary="a b:c")
+    created(hc.post_raw(stack, body, 'Multipart/Form-Data; charset=utf-8; boundary="a b:c"'))
+
+
+def test_no_content_type_is_415(stack):
+    refused(stack, lambda: requests.post(stack.url("networks/"), data=b"", timeout=30,
+                                         headers={"X-API-KEY": stack.api_key}),
+            415, "unsupported_media_type")
+
+
+LONG = "a" + "\u00e9" * 400  # 801 bytes: an odd cut would split a character
+
+
+ECHO_CASES = [
+    ("unexpected_file", [(LONG + ".bin", b"x", "f.bin", None)], (), "unexpected_file", None),
+    ("unknown_key", [(LONG, "x")], (), "validation_error", None),
+    ("input_tensor", [("preprocessing.inputs[0]tensor_name", LONG)],
+     ("preprocessing.inputs[0]tensor_name",), "validation_error",
+     "preprocessing.inputs[0].tensor_name"),
+    ("output_tensor", [("postprocessings[0]tensors_output.tensors[0]", LONG)],
+     ("postprocessings[0]tensors_output.tensors[0]",), "validation_error",
+     "postprocessings[0].tensors_output.tensors[0]"),
+    ("mean_file", [("preprocessing.inputs[0]image.mean_file", LONG + ".npy")], (),
+     "validation_error", "preprocessing.inputs[0].image.mean_file"),
+]
+
+
+@pytest.mark.parametrize("extra,drop,code,path", [c[1:] for c in ECHO_CASES],
+                         ids=[c[0] for c in ECHO_CASES])
+def test_long_names_in_errors_stay_valid_json(stack, extra, drop, code, path):
+    """Error messages that repeat a long non-ASCII name the user sent are
+    shortened between characters: the body stays UTF-8 JSON."""
+    before = hc.snapshot(stack)
+    resp = raw_create(stack, extra, drop=drop)
+    assert resp.status_code == 400, resp.content[:300]
+    text = resp.content.decode("utf-8")  # raises on a character cut in two
+    body = json.loads(text)
+    assert body["error_code"] == code, body
+    assert "\u00e9\u00e9\u00e9" in body["error"]
+    if path:
+        assert path in body["fields"], body
+    hc.assert_nothing_left(stack, before)
+
+
 # --- refused: tensors not in the graph -------------------------------------------------
 
 
@@ -755,9 +947,11 @@ def test_input_tensor_not_in_graph(stack):
 
 def test_output_tensor_not_in_graph(stack):
     data = valid_fields(postprocessings=hc.outputs("y:0", "yy:0"))
-    body = refused(stack, lambda: hc.post_create(stack, data=data, files=hc.unique_files()),
-                   400, "validation_error",
-                   fields=["postprocessings[0].tensors_output.tensors[1]"])
+    with hc.DeployListener(stack) as listener:
+        body = refused(stack, lambda: hc.post_create(stack, data=data, files=hc.unique_files()),
+                       400, "validation_error",
+                       fields=["postprocessings[0].tensors_output.tensors[1]"])
+        assert listener.payloads() == []  # no task, no NOTIFY
     message = body["fields"]["postprocessings[0].tensors_output.tensors[1]"]
     assert '"yy:0"' in message, message
     assert '"y:0"' in message, message  # the closest name
@@ -839,8 +1033,10 @@ def test_idempotent_replay(stack):
                                  headers={"Idempotency-Key": key})
     body = created(first)
     mid = hc.snapshot(stack)
-    second = stack.create_network(name="idempotent", files=files,
-                                  headers={"Idempotency-Key": key})
+    with hc.DeployListener(stack) as listener:
+        second = stack.create_network(name="idempotent", files=files,
+                                      headers={"Idempotency-Key": key})
+        assert listener.payloads() == []  # a replay starts no deployment
     assert second.status_code == first.status_code == 201
     assert second.content == first.content
     assert second.headers.get("Idempotent-Replayed") == "true"
@@ -924,10 +1120,21 @@ def test_failed_create_does_not_burn_the_key(stack):
     assert body["name"] == "after a refusal"
 
 
-def test_idempotency_key_too_long(stack):
+@pytest.mark.parametrize("key", ["k" * 256, "caf\xe9", "tab\there"],
+                         ids=["too_long", "latin1", "control"])
+def test_invalid_idempotency_key(stack, key):
     refused(stack, lambda: hc.post_create(stack, data=valid_fields(), files=hc.unique_files(),
-                                          headers={"Idempotency-Key": "k" * 256}),
+                                          headers={"Idempotency-Key": key}),
             400, "invalid_idempotency_key")
+
+
+def test_longest_idempotency_key(stack):
+    key = "k" * 223 + uuid.uuid4().hex
+    first = created(hc.post_create(stack, data=valid_fields(), files=hc.unique_files(),
+                                   headers={"Idempotency-Key": key}))
+    again = hc.post_create(stack, data=valid_fields(), files=hc.unique_files(),
+                           headers={"Idempotency-Key": key})
+    assert assert_json(again, 201)["id"] == first["id"]
 
 
 # --- authentication ------------------------------------------------------------------------

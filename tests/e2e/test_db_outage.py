@@ -48,7 +48,10 @@ def test_database_outage_is_503_and_recovers_without_restart(stack):
             assert body.get("request_id") == resp.headers["X-Request-Id"]
             for method, path, payload in (("GET", "networks/", None),
                                           ("GET", "networks/%d/" % net["id"], None),
+                                          ("GET", "networks/%d/graph/" % net["id"], None),
                                           ("PATCH", "networks/%d/" % net["id"], {"name": "x"}),
+                                          ("DELETE", "networks/%d/" % net["id"], None),
+                                          ("GET", "tasks/%d/" % net["task_id"], None),
                                           ("GET", "tasks/?task_ids=%d" % net["task_id"], None)):
                 resp = call(stack, method, path, api_key=key, json_body=payload)
                 err = assert_error(resp, 503, "database_unavailable")
@@ -72,7 +75,7 @@ def test_database_outage_is_503_and_recovers_without_restart(stack):
     for _ in range(8):
         assert_json(requests.get(stack.url("health"), timeout=30), 200)
         got = assert_json(call(stack, "GET", "networks/%d/" % net["id"], api_key=key), 200)
-        assert got["name"] == net["name"]  # the PATCH during the outage did nothing
+        assert got["name"] == net["name"]  # the PATCH and DELETE during the outage did nothing
     resp = call(stack, "PATCH", "networks/%d/" % net["id"], api_key=key,
                 json_body={"description": "after the outage"})
     assert assert_json(resp, 200)["description"] == "after the outage"

@@ -1,6 +1,7 @@
 /* Unit tests: the protobuf wire-format reader (pbwire) and the text-format
  * pull parser (pbtext).  Inputs are copied into exact-size heap buffers so
  * that ASan catches any read past their end. */
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -8,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <math.h>
 
 #include <cmocka.h>
 
@@ -50,7 +50,7 @@ static void test_varint_table(void **state)
         {"\xff\xff\xff\xff\xff\xff\xff\xff\xff\x02", 10, false, 0, 0}, /* bit 64 */
         {"\xff\xff\xff\xff\xff\xff\xff\xff\xff\x7f", 10, false, 0, 0},
         {"\x80\x80\x80\x80\x80\x80\x80\x80\x80\x80\x00", 11, false, 0, 0}, /* 11 bytes */
-        {"\x80", 1, false, 0, 0},                                        /* truncated */
+        {"\x80", 1, false, 0, 0},                                          /* truncated */
         {"\xff\xff", 2, false, 0, 0},
         {"", 0, false, 0, 0},
     };
@@ -74,14 +74,14 @@ static void test_fields_of_every_wire_type(void **state)
 {
     (void)state;
     static const unsigned char msg[] = {
-        0x08, 0x96, 0x01,                               /* 1: varint 150 */
-        0x11, 1, 2, 3, 4, 5, 6, 7, 8,                   /* 2: fixed64 */
-        0x1a, 0x03, 'a', 'b', 'c',                      /* 3: "abc" */
-        0x25, 0xff, 0xff, 0xff, 0xff,                   /* 4: fixed32 */
+        0x08, 0x96, 0x01,                                                 /* 1: varint 150 */
+        0x11, 1,    2,    3,    4,    5,    6,    7,    8,                /* 2: fixed64 */
+        0x1a, 0x03, 'a',  'b',  'c',                                      /* 3: "abc" */
+        0x25, 0xff, 0xff, 0xff, 0xff,                                     /* 4: fixed32 */
         0x28, 0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01, /* 5: int32 -2 */
-        0x30, 0x03,                                     /* 6: sint64 -2 */
-        0x3a, 0x00,                                     /* 7: empty bytes */
-        0xf8, 0xff, 0xff, 0xff, 0x0f, 0x07,             /* 536870911: varint 7 */
+        0x30, 0x03,                                                       /* 6: sint64 -2 */
+        0x3a, 0x00,                                                       /* 7: empty bytes */
+        0xf8, 0xff, 0xff, 0xff, 0x0f, 0x07,                               /* 536870911: varint 7 */
     };
     unsigned char *buf = dup_bytes(msg, sizeof(msg));
     pb_error_t err;
@@ -163,7 +163,9 @@ static void test_malformed_inputs(void **state)
         size_t offset;
         const char *message_part;
     } cases[] = {
-        {"\x0a\x05" "abc", 5, 1, "length 5 of field 1 exceeds the 3 bytes left"},
+        {"\x0a\x05"
+         "abc",
+         5, 1, "length 5 of field 1 exceeds the 3 bytes left"},
         {"\x0a\xff\xff\xff\xff\xff\xff\xff\xff\x7f", 10, 1, "exceeds the 0 bytes left"},
         {"\x0a\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01", 11, 1, "exceeds"}, /* 2^64-1 */
         {"\x0a\xff\xff\xff\xff\xff\xff\xff\xff\xff\x02", 11, 1, "overflows 64 bits"},
@@ -175,8 +177,8 @@ static void test_malformed_inputs(void **state)
         {"\x0f\x01", 2, 0, "invalid wire type 7"},
         {"\x0e\x01", 2, 0, "invalid wire type 6"},
         {"\x80\x80\x80\x80\x80\x01", 6, 0, "does not fit in 32 bits"},
-        {"\x09\x01\x02\x03", 4, 1, "exceeds the 3 bytes left"},  /* fixed64 */
-        {"\x0d\x01\x02", 3, 1, "exceeds the 2 bytes left"},      /* fixed32 */
+        {"\x09\x01\x02\x03", 4, 1, "exceeds the 3 bytes left"}, /* fixed64 */
+        {"\x0d\x01\x02", 3, 1, "exceeds the 2 bytes left"},     /* fixed32 */
         {"\x0c", 1, 0, "end-group of field 1 without a start-group"},
         {"\x0b\x08\x01", 3, 3, "group of field 1 is not closed"},
         {"\x0b\x14", 2, 1, "end-group of field 2 closes the group of field 1"},
@@ -217,7 +219,7 @@ static void test_groups_are_skipped_with_a_depth_bound(void **state)
 {
     (void)state;
     /* 1: varint, group 2 { 3: "x", group 4 { 5: fixed32 } }, 6: varint */
-    static const unsigned char nested[] = {0x08, 0x01, 0x13, 0x1a, 0x01, 'x', 0x23, 0x2d,
+    static const unsigned char nested[] = {0x08, 0x01, 0x13, 0x1a, 0x01, 'x',  0x23, 0x2d,
                                            1,    2,    3,    4,    0x24, 0x14, 0x30, 0x09};
     pb_error_t err;
     size_t n;
@@ -239,7 +241,7 @@ static void test_groups_are_skipped_with_a_depth_bound(void **state)
         unsigned char *g = malloc(len);
         assert_non_null(g);
         for (int i = 0; i < depth; i++) {
-            g[i] = 0x0b;                 /* start group 1 */
+            g[i] = 0x0b;                   /* start group 1 */
             g[len - 1 - (size_t)i] = 0x0c; /* end group 1 */
         }
         pb_status_t st = read_all(g, len, &err, &n);
@@ -344,7 +346,7 @@ static void test_sub_readers_and_depth_limit(void **state)
     assert_int_equal(f.offset, 4);
     assert_int_equal(pb_next(&sub, &f), PB_ERROR); /* 0x20 0x80: truncated inside */
     assert_int_equal(err.offset, 7);
-    assert_int_equal(pb_next(&r, &f), PB_ERROR);  /* the error is shared */
+    assert_int_equal(pb_next(&r, &f), PB_ERROR); /* the error is shared */
     free(buf);
 }
 
