@@ -13,11 +13,11 @@
 #include "api/validate.h"
 #include "http/formkey.h"
 #include "http/multipart.h"
-#include "json/jv.h"
 #include "model/graph.h"
 #include "store/blob.h"
 #include "store/filetype.h"
 #include "util/log.h"
+#include "json/jv.h"
 
 #define CREATE_MAX_FILES 256
 #define CREATE_MAX_FIELD_BYTES (512 * 1024)
@@ -26,7 +26,6 @@
 #define CANDIDATES_MAX 10
 #define IDEMPOTENCY_KEY_MAX 255
 #define TENSOR_LIST_MAX 300
-
 
 typedef struct upload_file {
     const char *name; /* the part name: which file this is */
@@ -43,7 +42,7 @@ typedef struct create_ctx {
     upload_file_t files[CREATE_MAX_FILES];
     size_t nfiles;
     part_kind_t part;
-    upload_file_t *file;  /* current file part */
+    upload_file_t *file; /* current file part */
     const char *field_name;
     bool field_is_json;
     nn_buf_t field_value;
@@ -84,15 +83,16 @@ static bool on_part_begin(void *ctx, const mp_part_t *part, nn_error_t *err)
      * a filename and is not JSON (curl -F 'data=@fields.json' sends one). */
     file_kind_t kind;
     bool model_file = filetype_kind_for_name(part->name, &kind);
-    bool json_part = strcmp(part->name, "data") == 0 ||
-                     (part->content_type && is_json_type(part->content_type));
+    bool json_part =
+        strcmp(part->name, "data") == 0 || (part->content_type && is_json_type(part->content_type));
     if (model_file || (part->filename && !json_part)) {
         if (!model_file)
-            return nn_error_set(err, 400, "unexpected_file",
-                                "unexpected file \"%s\": send saved_model.pb (or saved_model.pbtxt), "
-                                "variables.index with every variables.data-SSSSS-of-NNNNN shard, and "
-                                "the mean files (.npy, .binaryproto) that preprocessing names",
-                                validate_clip(arena, part->name, VALIDATE_ECHO_MAX));
+            return nn_error_set(
+                err, 400, "unexpected_file",
+                "unexpected file \"%s\": send saved_model.pb (or saved_model.pbtxt), "
+                "variables.index with every variables.data-SSSSS-of-NNNNN shard, and "
+                "the mean files (.npy, .binaryproto) that preprocessing names",
+                validate_clip(arena, part->name, VALIDATE_ECHO_MAX));
         if (find_file(c, part->name))
             return nn_error_set(err, 400, "duplicate_file",
                                 "file \"%s\" is sent twice; send each file once",
@@ -132,9 +132,8 @@ static bool on_part_data(void *ctx, const char *data, size_t len, nn_error_t *er
     }
     c->fields_bytes += len;
     if (c->field_value.len + len > CREATE_MAX_FIELD_BYTES)
-        return nn_error_set(err, 400, "field_too_large",
-                            "field \"%s\" is larger than %d bytes", c->field_name,
-                            CREATE_MAX_FIELD_BYTES);
+        return nn_error_set(err, 400, "field_too_large", "field \"%s\" is larger than %d bytes",
+                            c->field_name, CREATE_MAX_FIELD_BYTES);
     if (c->fields_bytes > CREATE_MAX_FIELDS_BYTES)
         return nn_error_set(err, 400, "fields_too_large",
                             "the non-file fields add up to more than %d bytes",
@@ -187,7 +186,8 @@ static bool on_part_end(void *ctx, nn_error_t *err)
         if (!formkey_parse(arena, c->field_name, strlen(c->field_name), &segs, &nsegs, err))
             return false;
         char *path = formkey_path_string(arena, segs, nsegs);
-        return nn_error_field(err, validate_clip(arena, path ? path : c->field_name, VALIDATE_ECHO_MAX),
+        return nn_error_field(err,
+                              validate_clip(arena, path ? path : c->field_name, VALIDATE_ECHO_MAX),
                               "must be UTF-8 text without NUL characters");
     }
     jv_t *value = jv_string(arena, text, c->field_value.len);
@@ -262,9 +262,9 @@ static bool check_file_set(create_ctx_t *c)
             char name[64];
             snprintf(name, sizeof(name), "variables.data-%05ld-of-%05ld", s, total);
             if (!find_file(c, name))
-                return nn_error_set(err, 400, "missing_variables_shard",
-                                    "variables shard \"%s\" is missing: all %ld shards must be sent",
-                                    name, total);
+                return nn_error_set(
+                    err, 400, "missing_variables_shard",
+                    "variables shard \"%s\" is missing: all %ld shards must be sent", name, total);
         }
     }
     return true;
@@ -346,8 +346,8 @@ static const char *graph_json(nn_request_t *req, const graph_summary_t *graph)
 /* Location and ETag of a created network. */
 static bool set_created_headers(nn_request_t *req, long long id, const char *version)
 {
-    char *location = arena_printf(req->arena, "%s://%s/v0.7/networks/%lld/", req->scheme,
-                                  req->host, id);
+    char *location =
+        arena_printf(req->arena, "%s://%s/v0.7/networks/%lld/", req->scheme, req->host, id);
     char *etag = arena_printf(req->arena, "\"%lld-%s\"", id, version);
     return location && etag && req_add_header(req, "Location", location) &&
            req_add_header(req, "ETag", etag);
@@ -357,7 +357,8 @@ static bool replay_idempotent(nn_request_t *req, const char *org, const char *ke
 {
     *replayed = false;
     const char *params[] = {org, key};
-    PGresult *res = db_exec(req->ctx->db, req->arena, "idempotency_get", 2, params, NULL, &req->err);
+    PGresult *res =
+        db_exec(req->ctx->db, req->arena, "idempotency_get", 2, params, NULL, &req->err);
     if (!res)
         return false;
     if (PQntuples(res) != 1)
@@ -400,23 +401,32 @@ static bool store_network(create_ctx_t *c, const validated_create_t *net, const 
         return false;
     for (size_t i = 0; i < c->nfiles; i++) {
         char size[24];
-        snprintf(size, sizeof(size), "%llu", (unsigned long long)blob_upload_size(c->files[i].blob));
+        snprintf(size, sizeof(size), "%llu",
+                 (unsigned long long)blob_upload_size(c->files[i].blob));
         const char *params[] = {blob_upload_sha256(c->files[i].blob), size};
         if (!db_exec(db, req->arena, "blob_insert", 2, params, NULL, &req->err))
             goto fail;
     }
-    const char *nparams[] = {org, net->name, net->description, net->metadata_json, net->framework,
-                             net->preprocessing_json, net->postprocessings_json, graph};
+    const char *nparams[] = {org,
+                             net->name,
+                             net->description,
+                             net->metadata_json,
+                             net->framework,
+                             net->preprocessing_json,
+                             net->postprocessings_json,
+                             graph};
     PGresult *res = db_exec(db, req->arena, "network_insert", 8, nparams, NULL, &req->err);
     if (!res)
         goto fail;
     const char *network_id = db_value(res, 0, 0);
     for (size_t i = 0; i < c->nfiles; i++) {
         char size[24], pos[16];
-        snprintf(size, sizeof(size), "%llu", (unsigned long long)blob_upload_size(c->files[i].blob));
+        snprintf(size, sizeof(size), "%llu",
+                 (unsigned long long)blob_upload_size(c->files[i].blob));
         snprintf(pos, sizeof(pos), "%zu", i);
-        const char *params[] = {network_id, c->files[i].name, blob_upload_sha256(c->files[i].blob),
-                                size, c->files[i].detected, pos};
+        const char *params[] = {
+            network_id, c->files[i].name,     blob_upload_sha256(c->files[i].blob),
+            size,       c->files[i].detected, pos};
         if (!db_exec(db, req->arena, "network_file_insert", 6, params, NULL, &req->err))
             goto fail;
     }
@@ -442,8 +452,8 @@ static bool store_network(create_ctx_t *c, const validated_create_t *net, const 
     }
     if (!db_commit(db, &req->err))
         return false;
-    char *location = arena_printf(req->arena, "%s://%s/v0.7/networks/%lld/", req->scheme,
-                                  req->host, id);
+    char *location =
+        arena_printf(req->arena, "%s://%s/v0.7/networks/%lld/", req->scheme, req->host, id);
     if (location)
         req_add_header(req, "Location", location);
     log_info("network %lld created by org %lld with %zu files (%llu bytes)", id, req->org_id,

@@ -2,8 +2,8 @@
 
 #include "util/buf.h"
 
-#include <stdint.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -111,8 +111,8 @@ static const jv_t *coerce_container(vctx_t *v, const jv_t *value, jv_type_t want
     if (value && value->type == JV_STRING && value->from_form) {
         nn_error_t ignored;
         nn_error_init(&ignored);
-        jv_t *parsed = jv_parse(v->arena, value->u.string.ptr, value->u.string.len, "field",
-                                &ignored);
+        jv_t *parsed =
+            jv_parse(v->arena, value->u.string.ptr, value->u.string.len, "field", &ignored);
         if (parsed && parsed->type == want)
             return parsed;
     }
@@ -215,9 +215,9 @@ static void check_keys(vctx_t *v, const jv_t *obj, const char *path, const char 
             buf_init(&list, v->arena);
             for (size_t k = 0; k < nallowed; k++)
                 buf_appendf(&list, "%s%s", k ? ", " : "", allowed[k]);
-            nn_error_field(v->err, path_join(v, path, validate_clip(v->arena, key, VALIDATE_ECHO_MAX)),
-                           "is not a known field; known: %s",
-                           buf_cstr(&list) ? buf_cstr(&list) : "");
+            nn_error_field(
+                v->err, path_join(v, path, validate_clip(v->arena, key, VALIDATE_ECHO_MAX)),
+                "is not a known field; known: %s", buf_cstr(&list) ? buf_cstr(&list) : "");
         }
     }
 }
@@ -236,7 +236,8 @@ static bool one_of(vctx_t *v, const jv_t *value, const char *path, const char *c
     buf_init(&list, v->arena);
     for (size_t k = 0; k < n; k++)
         buf_appendf(&list, "%s%s", k ? (k + 1 == n ? " or " : ", ") : "", choices[k]);
-    return nn_error_field(v->err, path, "must be one of %s", buf_cstr(&list) ? buf_cstr(&list) : "");
+    return nn_error_field(v->err, path, "must be one of %s",
+                          buf_cstr(&list) ? buf_cstr(&list) : "");
 }
 
 static bool parse_side(const char *s, size_t len, long *out)
@@ -259,12 +260,15 @@ bool validate_target_size(const char *text, bool network_form, char *why, size_t
     long w = 0, h = 0;
     if (network_form) {
         if (x || !parse_side(text, strlen(text), &w)) {
-            snprintf(why, whylen, "must be one positive integer N (the largest side) for resize_type NETWORK, e.g. \"512\"");
+            snprintf(why, whylen,
+                     "must be one positive integer N (the largest side) for resize_type NETWORK, "
+                     "e.g. \"512\"");
             return false;
         }
         h = w;
     } else {
-        if (!x || !parse_side(text, (size_t)(x - text), &w) || !parse_side(x + 1, strlen(x + 1), &h)) {
+        if (!x || !parse_side(text, (size_t)(x - text), &w) ||
+            !parse_side(x + 1, strlen(x + 1), &h)) {
             snprintf(why, whylen, "must be WxH with two positive integers, e.g. \"299x299\"");
             return false;
         }
@@ -301,11 +305,12 @@ static jv_t *validate_image(vctx_t *v, const jv_t *image, const char *path,
 {
     image = coerce_container(v, image, JV_OBJECT);
     if (!image || image->type != JV_OBJECT) {
-        nn_error_field(v->err, path, image ? "must be an object" : "is required (the only supported input type)");
+        nn_error_field(v->err, path,
+                       image ? "must be an object" : "is required (the only supported input type)");
         return NULL;
     }
-    static const char *const keys[] = {"dimension_order", "resize_type", "target_size",
-                                       "color_channels", "pixel_scaling", "mean_file",
+    static const char *const keys[] = {"dimension_order", "resize_type",   "target_size",
+                                       "color_channels",  "pixel_scaling", "mean_file",
                                        "data_type"};
     check_keys(v, image, path, keys, sizeof(keys) / sizeof(keys[0]));
 
@@ -319,17 +324,20 @@ static jv_t *validate_image(vctx_t *v, const jv_t *image, const char *path,
 
     const jv_t *f = jv_get(image, "dimension_order");
     if (!f)
-        nn_error_field(v->err, path_join(v, path, "dimension_order"), "is required; one of NCHW, NCWH, NHWC or NWHC");
+        nn_error_field(v->err, path_join(v, path, "dimension_order"),
+                       "is required; one of NCHW, NCWH, NHWC or NWHC");
     else
         (void)one_of(v, f, path_join(v, path, "dimension_order"), orders, 4, &order);
     f = jv_get(image, "resize_type");
     if (!f)
-        nn_error_field(v->err, path_join(v, path, "resize_type"), "is required; one of SQUASH, CROP, FILL or NETWORK");
+        nn_error_field(v->err, path_join(v, path, "resize_type"),
+                       "is required; one of SQUASH, CROP, FILL or NETWORK");
     else
         (void)one_of(v, f, path_join(v, path, "resize_type"), resizes, 4, &resize);
     f = jv_get(image, "color_channels");
     if (!f)
-        nn_error_field(v->err, path_join(v, path, "color_channels"), "is required; one of RGB, BGR or L");
+        nn_error_field(v->err, path_join(v, path, "color_channels"),
+                       "is required; one of RGB, BGR or L");
     else
         (void)one_of(v, f, path_join(v, path, "color_channels"), channels, 3, &color);
     f = jv_get(image, "data_type");
@@ -339,7 +347,8 @@ static jv_t *validate_image(vctx_t *v, const jv_t *image, const char *path,
     f = jv_get(image, "target_size");
     const char *tpath = path_join(v, path, "target_size");
     if (!f) {
-        nn_error_field(v->err, tpath, "is required: WxH (e.g. \"299x299\"), or N for resize_type NETWORK");
+        nn_error_field(v->err, tpath,
+                       "is required: WxH (e.g. \"299x299\"), or N for resize_type NETWORK");
     } else if (f->type == JV_NUMBER && !f->from_form) {
         target = f->u.number.text; /* N given as a JSON number */
     } else if (f->type == JV_STRING) {
@@ -369,7 +378,8 @@ static jv_t *validate_image(vctx_t *v, const jv_t *image, const char *path,
             else if (!in_list(mean, file_names, nfiles)) {
                 const char *shown = validate_clip(v->arena, mean, VALIDATE_ECHO_MAX);
                 nn_error_field(v->err, mpath,
-                               "names \"%s\" but no file of that name was uploaded; send it as a file part named \"%s\"",
+                               "names \"%s\" but no file of that name was uploaded; send it as a "
+                               "file part named \"%s\"",
                                shown, shown);
             }
         }
@@ -383,11 +393,13 @@ static jv_t *validate_image(vctx_t *v, const jv_t *image, const char *path,
         v->oom = true;
         return NULL;
     }
-    jv_t *vals[7] = {
-        jv_cstring(v->arena, order ? order : ""), jv_cstring(v->arena, resize ? resize : ""),
-        jv_cstring(v->arena, target ? target : ""), jv_cstring(v->arena, color ? color : ""),
-        float_number(v, scaling), mean ? jv_cstring(v->arena, mean) : jv_null(v->arena),
-        jv_cstring(v->arena, dtype)};
+    jv_t *vals[7] = {jv_cstring(v->arena, order ? order : ""),
+                     jv_cstring(v->arena, resize ? resize : ""),
+                     jv_cstring(v->arena, target ? target : ""),
+                     jv_cstring(v->arena, color ? color : ""),
+                     float_number(v, scaling),
+                     mean ? jv_cstring(v->arena, mean) : jv_null(v->arena),
+                     jv_cstring(v->arena, dtype)};
     for (size_t i = 0; i < 7; i++)
         if (!vals[i] || !jv_set(v->arena, out, keys[i], vals[i]))
             v->oom = true;
@@ -474,7 +486,8 @@ static jv_t *validate_preprocessing(vctx_t *v, const jv_t *pre, const char *cons
         const jv_t *t = jv_get(in, "tensor_name");
         const char *tensor = NULL;
         if (!t)
-            nn_error_field(v->err, tpath, "is required: the graph's input tensor, e.g. \"input:0\"");
+            nn_error_field(v->err, tpath,
+                           "is required: the graph's input tensor, e.g. \"input:0\"");
         else if (get_string(v, t, tpath, &tensor) && !*tensor) {
             nn_error_field(v->err, tpath, "must not be empty");
             tensor = NULL;
@@ -535,7 +548,8 @@ static jv_t *validate_postprocessings(vctx_t *v, const jv_t *posts, validated_cr
         const char *ppath = path_index(v, "postprocessings", i);
         const jv_t *p = coerce_container(v, posts->u.array.items[i], JV_OBJECT);
         if (!p || p->type != JV_OBJECT) {
-            nn_error_field(v->err, ppath, "must be an object with tensors_output or standard_output");
+            nn_error_field(v->err, ppath,
+                           "must be an object with tensors_output or standard_output");
             continue;
         }
         static const char *const pkeys[] = {"tensors_output", "standard_output"};
@@ -543,7 +557,8 @@ static jv_t *validate_postprocessings(vctx_t *v, const jv_t *posts, validated_cr
         const jv_t *to = jv_get(p, "tensors_output");
         const jv_t *so = jv_get(p, "standard_output");
         if ((to != NULL) == (so != NULL)) {
-            nn_error_field(v->err, ppath, "must have exactly one of tensors_output or standard_output");
+            nn_error_field(v->err, ppath,
+                           "must have exactly one of tensors_output or standard_output");
             continue;
         }
         jv_t *np = jv_object(v->arena);
@@ -573,7 +588,8 @@ static jv_t *validate_postprocessings(vctx_t *v, const jv_t *posts, validated_cr
             const char *spath = path_join(v, ppath, "standard_output");
             so = coerce_container(v, so, JV_OBJECT);
             if (!so || so->type != JV_OBJECT) {
-                nn_error_field(v->err, spath, "must be an object with boxes_tensor and scores_tensor");
+                nn_error_field(v->err, spath,
+                               "must be an object with boxes_tensor and scores_tensor");
                 continue;
             }
             static const char *const skeys[] = {"boxes_tensor", "scores_tensor"};
@@ -627,17 +643,19 @@ static bool check_metadata_text(vctx_t *v, const jv_t *value, const char *path)
 
 /* name, description, metadata: the mutable fields, shared by create and
  * update.  present_* tell which were given. */
-static void validate_mutable(vctx_t *v, const jv_t *body, bool name_required,
-                             const char **name, const char **description, const char **metadata)
+static void validate_mutable(vctx_t *v, const jv_t *body, bool name_required, const char **name,
+                             const char **description, const char **metadata)
 {
     const jv_t *f = jv_get(body, "name");
     if (f) {
         const char *s = NULL;
         if (get_string(v, f, "name", &s)) {
             size_t len = strlen(s), start = 0;
-            while (start < len && (s[start] == ' ' || s[start] == '\t' || s[start] == '\n' || s[start] == '\r'))
+            while (start < len &&
+                   (s[start] == ' ' || s[start] == '\t' || s[start] == '\n' || s[start] == '\r'))
                 start++;
-            while (len > start && (s[len - 1] == ' ' || s[len - 1] == '\t' || s[len - 1] == '\n' || s[len - 1] == '\r'))
+            while (len > start && (s[len - 1] == ' ' || s[len - 1] == '\t' || s[len - 1] == '\n' ||
+                                   s[len - 1] == '\r'))
                 len--;
             if (len == start)
                 nn_error_field(v->err, "name", "must not be empty");
@@ -686,20 +704,21 @@ static void refuse_fields(vctx_t *v, const jv_t *body, const char *const *fields
             nn_error_field(v->err, fields[i], "%s", why);
 }
 
-bool validate_create(arena_t *arena, const jv_t *body, const char *const *file_names,
-                     size_t nfiles, validated_create_t *out, nn_error_t *err)
+bool validate_create(arena_t *arena, const jv_t *body, const char *const *file_names, size_t nfiles,
+                     validated_create_t *out, nn_error_t *err)
 {
     vctx_t v = {arena, err, false};
     memset(out, 0, sizeof(*out));
     if (!body || body->type != JV_OBJECT)
         return nn_error_set(err, 400, "invalid_body", "the request body must be a JSON object");
 
-    refuse_fields(&v, body, read_only_fields, sizeof(read_only_fields) / sizeof(read_only_fields[0]),
+    refuse_fields(&v, body, read_only_fields,
+                  sizeof(read_only_fields) / sizeof(read_only_fields[0]),
                   "is read-only; leave it out");
-    static const char *const known[] = {"name", "description", "metadata", "framework",
-                                        "preprocessing", "postprocessings", "id", "task_id",
-                                        "files", "is_public", "slug", "create_date",
-                                        "update_date"};
+    static const char *const known[] = {
+        "name",       "description", "metadata", "framework", "preprocessing", "postprocessings",
+        "id",         "task_id",     "files",    "is_public", "slug",          "create_date",
+        "update_date"};
     check_keys(&v, body, "", known, sizeof(known) / sizeof(known[0]));
 
     out->description = "";
@@ -734,16 +753,19 @@ bool validate_update(arena_t *arena, const jv_t *body, bool is_put, validated_up
     vctx_t v = {arena, err, false};
     memset(out, 0, sizeof(*out));
     if (!body || body->type != JV_OBJECT)
-        return nn_error_set(err, 400, "invalid_body",
-                            "the request body must be a JSON object with name, description or metadata");
-    refuse_fields(&v, body, read_only_fields, sizeof(read_only_fields) / sizeof(read_only_fields[0]),
+        return nn_error_set(
+            err, 400, "invalid_body",
+            "the request body must be a JSON object with name, description or metadata");
+    refuse_fields(&v, body, read_only_fields,
+                  sizeof(read_only_fields) / sizeof(read_only_fields[0]),
                   "is read-only; leave it out");
-    refuse_fields(&v, body, immutable_fields, sizeof(immutable_fields) / sizeof(immutable_fields[0]),
+    refuse_fields(&v, body, immutable_fields,
+                  sizeof(immutable_fields) / sizeof(immutable_fields[0]),
                   "cannot be changed after creation; create a new network instead");
-    static const char *const known[] = {"name", "description", "metadata", "framework",
-                                        "preprocessing", "postprocessings", "id", "task_id",
-                                        "files", "is_public", "slug", "create_date",
-                                        "update_date"};
+    static const char *const known[] = {
+        "name",       "description", "metadata", "framework", "preprocessing", "postprocessings",
+        "id",         "task_id",     "files",    "is_public", "slug",          "create_date",
+        "update_date"};
     check_keys(&v, body, "", known, sizeof(known) / sizeof(known[0]));
     if (is_put) {
         out->description = "";

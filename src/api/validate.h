@@ -13,9 +13,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "json/jv.h"
 #include "util/arena.h"
 #include "util/error.h"
+#include "json/jv.h"
 
 #define VALIDATE_NAME_MAX 255
 #define VALIDATE_DESCRIPTION_MAX 65536
@@ -31,22 +31,21 @@ typedef struct validated_tensor {
 typedef struct validated_create {
     const char *name;
     const char *description;
-    const char *metadata_json;        /* serialized object */
+    const char *metadata_json; /* serialized object */
     const char *framework;
     const char *preprocessing_json;   /* normalized, serialized */
     const char *postprocessings_json; /* normalized, serialized ("[]" when none) */
     validated_tensor_t *inputs;       /* one per preprocessing input */
     size_t ninputs;
-    validated_tensor_t *outputs;      /* every postprocessing tensor */
+    validated_tensor_t *outputs; /* every postprocessing tensor */
     size_t noutputs;
-    const char **mean_files;          /* one per input: its mean file or NULL */
+    const char **mean_files; /* one per input: its mean file or NULL */
 } validated_create_t;
 
 /* Validates a create.  file_names lists the files uploaded with it (mean
  * files named by an input must be among them). */
-bool validate_create(arena_t *arena, const jv_t *body, const char *const *file_names,
-                     size_t nfiles, validated_create_t *out, nn_error_t *err)
-    __attribute__((warn_unused_result));
+bool validate_create(arena_t *arena, const jv_t *body, const char *const *file_names, size_t nfiles,
+                     validated_create_t *out, nn_error_t *err) __attribute__((warn_unused_result));
 
 typedef struct validated_update {
     const char *name;          /* NULL: unchanged */

@@ -459,10 +459,72 @@ static void yajl_reason(yajl_handle h, const char *text, size_t len, char *out, 
         yajl_free_error(h, msg);
 }
 
+/* yajl decodes a \u escape of a lone UTF-16 surrogate to '?' instead of
+ * failing, which would silently change what the client sent.  This pass
+ * finds such escapes in the raw text (inside strings, minding escaped
+ * backslashes) and returns the offset of the first one, or len if none. */
+static unsigned hex4(const char *p)
+{
+    unsigned v = 0;
+    for (int i = 0; i < 4; i++) {
+        char c = p[i];
+        unsigned d = c >= '0' && c <= '9' ? (unsigned)(c - '0')
+                     : c >= 'a' && c <= 'f' ? (unsigned)(c - 'a' + 10)
+                     : c >= 'A' && c <= 'F' ? (unsigned)(c - 'A' + 10)
+                                            : 16u;
+        if (d == 16u)
+            return 0x10000u; /* not hex: yajl reports it itself */
+        v = v * 16 + d;
+    }
+    return v;
+}
+
+static size_t find_lone_surrogate(const char *text, size_t len)
+{
+    bool in_string = false;
+    for (size_t i = 0; i < len; i++) {
+        char c = text[i];
+        if (!in_string) {
+            in_string = c == '"';
+            continue;
+        }
+        if (c == '"') {
+            in_string = false;
+        } else if (c == '\\' && i + 1 < len) {
+            if (text[i + 1] != 'u' || i + 6 > len) {
+                i++;
+                continue;
+            }
+            unsigned v = hex4(text + i + 2);
+            if (v >= 0xdc00 && v <= 0xdfff)
+                return i; /* low surrogate without a high one before it */
+            if (v >= 0xd800 && v <= 0xdbff) {
+                unsigned low = i + 12 <= len && text[i + 6] == '\\' && text[i + 7] == 'u'
+                                   ? hex4(text + i + 8)
+                                   : 0;
+                if (low < 0xdc00 || low > 0xdfff)
+                    return i;
+                i += 11;
+                continue;
+            }
+            i += 5;
+        }
+    }
+    return len;
+}
+
 jv_t *jv_parse(arena_t *arena, const char *text, size_t len, const char *what, nn_error_t *err)
 {
     if (!what)
         what = "request body";
+    size_t lone = find_lone_surrogate(text, len);
+    if (lone < len) {
+        nn_error_set(err, 400, "invalid_json",
+                     "%s is not valid JSON: a \\u escape of a lone UTF-16 surrogate at byte %zu; "
+                     "send the character as UTF-8 or as a surrogate pair",
+                     what, lone);
+        return NULL;
+    }
     parse_ctx_t ctx = {.arena = arena, .failure = PARSE_OK};
     yajl_handle h = yajl_alloc(&parse_callbacks, NULL, &ctx);
     if (!h) {

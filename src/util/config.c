@@ -46,6 +46,12 @@ static const setting_t settings[] = {
      "FastCGI worker processes (0: one per CPU)"},
     {"max-upload-bytes", "NNREG_MAX_UPLOAD_BYTES", SETTING_INT, NUM(max_upload_bytes),
      "2147483648", 1024, LLONG_MAX, "largest request body accepted"},
+    {"deploy-poll-seconds", "NNREG_DEPLOY_POLL_SECONDS", SETTING_INT, NUM(deploy_poll_seconds), "5",
+     1, 3600, "deployer: poll for pending tasks this often besides LISTEN/NOTIFY"},
+    {"deploy-lease-seconds", "NNREG_DEPLOY_LEASE_SECONDS", SETTING_INT, NUM(deploy_lease_seconds),
+     "30", 2, 86400, "deployer: a claimed task returns to the queue after this without news"},
+    {"deploy-max-attempts", "NNREG_DEPLOY_MAX_ATTEMPTS", SETTING_INT, NUM(deploy_max_attempts), "3",
+     1, 100, "deployer: claims of one task before it ends in error"},
     {"log-level", "NNREG_LOG_LEVEL", SETTING_LOG_LEVEL, offsetof(nn_config_t, log_level), 0,
      "info", 0, 0, "debug, info, warn or error"},
 };

@@ -22,6 +22,9 @@ typedef struct nn_config {
     long long workers;           /* 0: one per CPU */
     long long max_upload_bytes;  /* request body limit */
     long long socket_mode;       /* unix socket permission bits */
+    long long deploy_poll_seconds;  /* deployer: poll interval beside LISTEN */
+    long long deploy_lease_seconds; /* deployer: how long a claim holds */
+    long long deploy_max_attempts;  /* deployer: claims before a task fails */
     log_level_t log_level;
 } nn_config_t;
 

@@ -6,14 +6,14 @@
 # Starts nnreg the way `scripts/dev up -d` does, in a private NNREG_VAR under
 # /tmp on a free port, with NNREG_WORKERS=1 so that the one worker serves the
 # upload; creates half_plus_two_cpu with its variables.data-00000-of-00001
-# replaced by 1 GiB of random bytes (curl -F, which streams from disk);
-# samples the worker's VmRSS/VmHWM (and nginx's and the worker's temp files)
-# every 50 ms; checks the stored blob.  The ceiling is measured beside it:
-# dd of the same bytes into the same data directory with conv=fsync, once
-# before the upload into page cache nobody just freed (its file is kept
-# until the upload is over, so the upload does not get to reuse its pages
-# either: like for like), and once after into the pages just freed, which on
-# a VM can be several times faster (docs/performance.md).
+# grown to 1 GiB with random bytes (curl -F, which streams from disk);
+# samples the worker's VmRSS/VmHWM every 50 ms (and nginx's and the worker's
+# temp files every 250 ms); checks the stored blob.  The ceiling is measured
+# beside it: dd of the same bytes into the same data directory with
+# conv=fsync, once before the upload into page cache nobody just freed (its
+# file is kept until the upload is over, so the upload does not get to reuse
+# its pages either: like for like), and once after into the pages just
+# freed, which on a VM can be several times faster (docs/performance.md).
 # Prints figures, never judges them: see docs/performance.md.
 #
 # Knobs: NNREG_BENCH_MIB (default 1024) the shard size in MiB;
@@ -39,7 +39,7 @@ VAR=$TMP/v
 SHARD=$TMP/shard
 SAMPLES=$TMP/samples
 FSAMPLES=$TMP/file-samples
-export NNREG_VAR=$VAR NNREG_WORKERS=1 NNREG_SKIP_PACKAGES=${NNREG_SKIP_PACKAGES:-0}
+export NNREG_VAR=$VAR NNREG_WORKERS=1
 unset NNREG_DATABASE_URL
 
 SAMPLER_PID=
@@ -102,8 +102,12 @@ BODY_TMP=$VAR/nginx/client_body
 NGINX=$(head -n1 "$VAR/run/nginx.pid")
 
 # ------------------------------------------------------------------ data
-echo "-- generating ${MIB} MiB of random bytes"
-head -c "${MIB}M" /dev/urandom >"$SHARD"
+# The model's own 20-byte shard first (what variables.index points into, so
+# that the shard stays valid for a create that checks it against the index),
+# then random bytes up to the size.
+ORIG=$MODEL/variables/variables.data-00000-of-00001
+echo "-- generating ${MIB} MiB: the model's shard, then random bytes"
+{ cat "$ORIG"; head -c $((MIB * 1048576 - $(stat -c %s "$ORIG"))) /dev/urandom; } >"$SHARD"
 SIZE=$(stat -c %s "$SHARD")
 SHA=$(timeout 600 sha256sum "$SHARD" | cut -d' ' -f1)
 
@@ -183,7 +187,7 @@ CURL_OUT=$(curl -sS --max-time "$UPLOAD_TIMEOUT" -o "$TMP/resp.json" -D "$TMP/re
 CURL_RC=$?
 set -e
 T1=$(now)
-sleep 0.2 # one more sample after the answer
+sleep 0.5 # one more sample of each kind after the answer
 # shellcheck disable=SC2086
 kill $SAMPLER_PID 2>/dev/null || true
 wait 2>/dev/null || true

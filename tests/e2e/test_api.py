@@ -727,10 +727,6 @@ def test_malformed_query_is_400(stack, target):
 # ------------------------------------- known bugs in files this suite does not own
 
 
-@pytest.mark.xfail(strict=True, reason="nginx/nnreg.conf.in: named error locations cannot serve "
-                   "errors raised while reading the request line (nginx logs 'empty URI in "
-                   "redirect to named location'), so 414 and a malformed request line are an "
-                   "HTML 500")
 @pytest.mark.parametrize("request_line", [
     b"GET /v0.7/networks/?name=" + b"a" * 20000 + b" HTTP/1.1",
     b"GET /v0.7/net works/ HTTP/1.1",
@@ -743,16 +739,12 @@ def test_nginx_request_line_errors_are_json(stack, request_line):
     assert json.loads(body)["error_code"]
 
 
-@pytest.mark.xfail(strict=True, reason="nginx/nnreg.conf.in: nginx answers TRACE itself with its "
-                   "405, whose JSON body comes without the Allow header API.md requires")
 def test_nginx_own_405_has_allow(stack):
     resp = call(stack, "TRACE", "networks/")
     assert_error(resp, 405, "method_not_allowed")
     assert allow_set(resp)
 
 
-@pytest.mark.xfail(strict=True, reason="src/json/jv.c: a lone UTF-16 surrogate escape (\\ud800) "
-                   "is accepted and stored as '?' instead of refused as invalid JSON")
 def test_lone_surrogate_in_json_is_400(stack, net):
     tenant, created, _ = net
     resp = requests.patch(stack.url("networks/%d/" % created["id"]), data=b'{"name": "a\\ud800b"}',

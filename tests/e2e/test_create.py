@@ -498,6 +498,41 @@ def test_impostor_variables_index(stack, kind, make, looks_like):
             400, "file_type_mismatch", mentions=("variables.index",))
 
 
+@pytest.mark.parametrize("kind,make,looks_like", IMPOSTORS, ids=[i[0] for i in IMPOSTORS])
+def test_impostor_data_shard(stack, kind, make, looks_like):
+    files = hc.unique_files()
+    files["variables.data-00000-of-00001"] = ("variables.data-00000-of-00001", make())
+    body = refused(stack, lambda: hc.post_create(stack, data=valid_fields(), files=files),
+                   400, "file_type_mismatch", mentions=("variables.data-00000-of-00001",))
+    assert looks_like.lower() in body["error"].lower(), body
+
+
+@pytest.mark.parametrize("kind,make,looks_like", IMPOSTORS, ids=[i[0] for i in IMPOSTORS])
+def test_impostor_pbtxt(stack, kind, make, looks_like):
+    files = {"saved_model.pbtxt": ("saved_model.pbtxt", make())}
+    body = refused(stack, lambda: hc.post_create(stack, data=valid_fields(), files=files),
+                   400, "file_type_mismatch", mentions=("saved_model.pbtxt",))
+    assert looks_like.lower() in body["error"].lower(), body
+
+
+def test_gzipped_saved_model(stack):
+    import gzip
+    files = hc.unique_files()
+    files["saved_model.pb"] = ("saved_model.pb", gzip.compress(hc.unique_pb()))
+    body = refused(stack, lambda: hc.post_create(stack, data=valid_fields(), files=files),
+                   400, "file_type_mismatch", mentions=("saved_model.pb",))
+    assert "gzip" in body["error"].lower(), body
+
+
+def test_protobuf_that_is_not_a_saved_model(stack):
+    """A well-formed protobuf (schema version 1, then an unknown varint
+    field) with no meta graph in it."""
+    data = b"\x08\x01\x18" + hc._varint(uuid.uuid4().int % 10 ** 9)
+    files = {"saved_model.pb": ("saved_model.pb", data)}
+    refused(stack, lambda: hc.post_create(stack, data=valid_fields(), files=files),
+            400, "invalid_graph", mentions=("saved_model.pb",))
+
+
 def test_pbtxt_with_invalid_utf8(stack):
     text = hc.unique_pbtxt()
     cut = text.index(b"tensorflow_version")

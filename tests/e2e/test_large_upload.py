@@ -1,10 +1,11 @@
 """A 1 GiB create through the whole stack (nginx -> nnreg-fcgi -> blob store).
 
-The variables shard of half_plus_two_cpu is replaced by 1 GiB of random
-bytes and sent with curl, which streams it from disk.  The create must
-answer 201 with the right size and SHA-256, the blob must be on disk at its
-content address, and the worker that served the request must have kept its
-peak RSS under 64 MiB: a worker's memory must not grow with the upload.
+The variables shard of half_plus_two_cpu is grown to 1 GiB with random
+bytes (its own 20 bytes first) and sent with curl, which streams it from
+disk.  The create must answer 201 with the right size and SHA-256, the
+blob must be on disk at its content address, and the worker that served the
+request must have kept its peak RSS under 64 MiB: a worker's memory must not
+grow with the upload.
 
 Nothing here is timed (figures are for tests/bench/upload_rss.sh and
 docs/performance.md).  It takes a few seconds and 3 GiB of disk in the
@@ -18,7 +19,6 @@ import os
 import re
 import subprocess
 import threading
-from pathlib import Path
 
 import pytest
 
@@ -100,15 +100,22 @@ class _Sampler(threading.Thread):
             self.samples += 1
 
 
-def _make_shard(path):
-    """SIZE random bytes into path; returns their SHA-256 (hex)."""
+def _make_shard(path, original):
+    """SIZE bytes into path: the model's own shard (what its variables.index
+    points into, so the shard stays valid for a create that checks it), then
+    random bytes.  Returns their SHA-256 (hex)."""
     digest = hashlib.sha256()
+    head = original.read_bytes()
     chunk = 1 << 20
     with open(path, "wb") as f:
-        for _ in range(SIZE // chunk):
-            block = os.urandom(chunk)
+        digest.update(head)
+        f.write(head)
+        left = SIZE - len(head)
+        while left > 0:
+            block = os.urandom(min(chunk, left))
             digest.update(block)
             f.write(block)
+            left -= len(block)
     return digest.hexdigest()
 
 
@@ -168,7 +175,7 @@ def _serving_worker(stack, request_id):
 def test_one_gib_upload_streams_with_flat_worker_memory(stack, tenant):
     shard = stack.var / "large-shard.bin"
     try:
-        sha = _make_shard(shard)
+        sha = _make_shard(shard, stack.models / "half_plus_two_cpu" / "variables" / SHARD)
         supervisor = int((stack.var / "run" / "nnreg-fcgi.pid").read_text().split()[0])
         workers = _children(supervisor)
         assert workers, "no nnreg-fcgi worker under supervisor %d" % supervisor

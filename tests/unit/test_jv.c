@@ -380,9 +380,34 @@ static void test_type_names(void **state)
     assert_string_equal(jv_type_name(JV_OBJECT), "object");
 }
 
+static void test_lone_surrogates_refused(void **state)
+{
+    (void)state;
+    static const struct { const char *text; bool ok; } cases[] = {
+        {"[\"a\\ud800b\"]", false},
+        {"[\"\\udc00\"]", false},
+        {"[\"\\ud800\\u0041\"]", false},
+        {"[\"\\ud83d\\ude00\"]", true},
+        {"[\"\\\\ud800\"]", true}, /* an escaped backslash, then text */
+        {"[\"\\u00e9\"]", true},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        arena_t *a = arena_create(0);
+        nn_error_t err;
+        nn_error_init(&err);
+        jv_t *v = jv_parse(a, cases[i].text, strlen(cases[i].text), "case", &err);
+        if ((v != NULL) != cases[i].ok)
+            fail_msg("case %zu (%s): %s", i, cases[i].text, err.message);
+        if (!v)
+            assert_string_equal(err.code, "invalid_json");
+        arena_destroy(a);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_lone_surrogates_refused),
         cmocka_unit_test_setup_teardown(test_parse_table, setup, teardown),
         cmocka_unit_test_setup_teardown(test_parse_names_what_and_respects_len, setup, teardown),
         cmocka_unit_test_setup_teardown(test_parse_values, setup, teardown),

@@ -14,9 +14,9 @@
 #include "util/buf.h"
 
 /* A valid body; cases below change one thing in it. */
-#define PRE_OK                                                                                 \
-    "\"preprocessing\": {\"inputs\": [{\"tensor_name\": \"x:0\", \"image\": {"                 \
-    "\"dimension_order\": \"NHWC\", \"resize_type\": \"CROP\", \"target_size\": \"299x299\", " \
+#define PRE_OK                                                                                     \
+    "\"preprocessing\": {\"inputs\": [{\"tensor_name\": \"x:0\", \"image\": {"                     \
+    "\"dimension_order\": \"NHWC\", \"resize_type\": \"CROP\", \"target_size\": \"299x299\", "     \
     "\"color_channels\": \"BGR\"}}]}"
 #define BASE "\"name\": \"n\", \"framework\": \"tensorflow-1.x\", "
 
@@ -29,9 +29,12 @@ typedef struct create_case {
 
 static const create_case_t create_cases[] = {
     {"{" BASE PRE_OK "}", NULL},
-    {"{" BASE PRE_OK ", \"postprocessings\": [{\"tensors_output\": {\"tensors\": [\"y:0\"]}}]}", NULL},
+    {"{" BASE PRE_OK ", \"postprocessings\": [{\"tensors_output\": {\"tensors\": [\"y:0\"]}}]}",
+     NULL},
     {"{" BASE PRE_OK ", \"postprocessings\": [{\"tensors_output\": [\"y:0\"]}]}", NULL},
-    {"{" BASE PRE_OK ", \"postprocessings\": [{\"standard_output\": {\"boxes_tensor\": \"b\", \"scores_tensor\": \"s\"}}]}", NULL},
+    {"{" BASE PRE_OK ", \"postprocessings\": [{\"standard_output\": {\"boxes_tensor\": \"b\", "
+                     "\"scores_tensor\": \"s\"}}]}",
+     NULL},
     {"{" BASE PRE_OK ", \"metadata\": {\"a\": [1, 2]}, \"description\": \"d\"}", NULL},
     {"{\"framework\": \"tensorflow-1.x\", " PRE_OK "}", "name"},
     {"{\"name\": \"   \", \"framework\": \"tensorflow-1.x\", " PRE_OK "}", "name"},
@@ -46,47 +49,88 @@ static const create_case_t create_cases[] = {
     {"{" BASE PRE_OK ", \"nmae\": \"typo\"}", "nmae"},
     {"{\"name\": \"n\", \"framework\": \"tensorflow-1.x\"}", "preprocessing"},
     {"{" BASE "\"preprocessing\": {\"inputs\": []}}", "preprocessing.inputs"},
-    {"{" BASE "\"preprocessing\": {\"inputs\": [{\"image\": {\"dimension_order\": \"NHWC\", \"resize_type\": \"CROP\", \"target_size\": \"2x2\", \"color_channels\": \"L\"}}]}}",
+    {"{" BASE "\"preprocessing\": {\"inputs\": [{\"image\": {\"dimension_order\": \"NHWC\", "
+              "\"resize_type\": \"CROP\", \"target_size\": \"2x2\", \"color_channels\": \"L\"}}]}}",
      "preprocessing.inputs[0].tensor_name"},
-    {"{" BASE "\"preprocessing\": {\"inputs\": [{\"tensor_name\": \"x\"}]}}", "preprocessing.inputs[0].image"},
-    {"{" BASE "\"preprocessing\": {\"inputs\": [{\"tensor_name\": \"x\", \"image\": {\"dimension_order\": \"HWC\", \"resize_type\": \"CROP\", \"target_size\": \"2x2\", \"color_channels\": \"L\"}}]}}",
+    {"{" BASE "\"preprocessing\": {\"inputs\": [{\"tensor_name\": \"x\"}]}}",
+     "preprocessing.inputs[0].image"},
+    {"{" BASE
+     "\"preprocessing\": {\"inputs\": [{\"tensor_name\": \"x\", \"image\": {\"dimension_order\": "
+     "\"HWC\", \"resize_type\": \"CROP\", \"target_size\": \"2x2\", \"color_channels\": \"L\"}}]}}",
      "preprocessing.inputs[0].image.dimension_order"},
-    {"{" BASE "\"preprocessing\": {\"inputs\": [{\"tensor_name\": \"x\", \"image\": {\"dimension_order\": \"NHWC\", \"resize_type\": \"STRETCH\", \"target_size\": \"2x2\", \"color_channels\": \"L\"}}]}}",
+    {"{" BASE "\"preprocessing\": {\"inputs\": [{\"tensor_name\": \"x\", \"image\": "
+              "{\"dimension_order\": \"NHWC\", \"resize_type\": \"STRETCH\", \"target_size\": "
+              "\"2x2\", \"color_channels\": \"L\"}}]}}",
      "preprocessing.inputs[0].image.resize_type"},
-    {"{" BASE "\"preprocessing\": {\"inputs\": [{\"tensor_name\": \"x\", \"image\": {\"dimension_order\": \"NHWC\", \"resize_type\": \"CROP\", \"target_size\": \"224\", \"color_channels\": \"L\"}}]}}",
+    {"{" BASE "\"preprocessing\": {\"inputs\": [{\"tensor_name\": \"x\", \"image\": "
+              "{\"dimension_order\": \"NHWC\", \"resize_type\": \"CROP\", \"target_size\": "
+              "\"224\", \"color_channels\": \"L\"}}]}}",
      "preprocessing.inputs[0].image.target_size"},
-    {"{" BASE "\"preprocessing\": {\"inputs\": [{\"tensor_name\": \"x\", \"image\": {\"dimension_order\": \"NHWC\", \"resize_type\": \"NETWORK\", \"target_size\": \"224x224\", \"color_channels\": \"L\"}}]}}",
+    {"{" BASE "\"preprocessing\": {\"inputs\": [{\"tensor_name\": \"x\", \"image\": "
+              "{\"dimension_order\": \"NHWC\", \"resize_type\": \"NETWORK\", \"target_size\": "
+              "\"224x224\", \"color_channels\": \"L\"}}]}}",
      "preprocessing.inputs[0].image.target_size"},
-    {"{" BASE "\"preprocessing\": {\"inputs\": [{\"tensor_name\": \"x\", \"image\": {\"dimension_order\": \"NHWC\", \"resize_type\": \"NETWORK\", \"target_size\": \"512\", \"color_channels\": \"L\"}}]}}",
+    {"{" BASE "\"preprocessing\": {\"inputs\": [{\"tensor_name\": \"x\", \"image\": "
+              "{\"dimension_order\": \"NHWC\", \"resize_type\": \"NETWORK\", \"target_size\": "
+              "\"512\", \"color_channels\": \"L\"}}]}}",
      NULL},
-    {"{" BASE "\"preprocessing\": {\"inputs\": [{\"tensor_name\": \"x\", \"image\": {\"dimension_order\": \"NHWC\", \"resize_type\": \"SQUASH\", \"target_size\": \"16385x2\", \"color_channels\": \"L\"}}]}}",
+    {"{" BASE "\"preprocessing\": {\"inputs\": [{\"tensor_name\": \"x\", \"image\": "
+              "{\"dimension_order\": \"NHWC\", \"resize_type\": \"SQUASH\", \"target_size\": "
+              "\"16385x2\", \"color_channels\": \"L\"}}]}}",
      "preprocessing.inputs[0].image.target_size"},
-    {"{" BASE "\"preprocessing\": {\"inputs\": [{\"tensor_name\": \"x\", \"image\": {\"dimension_order\": \"NHWC\", \"resize_type\": \"SQUASH\", \"target_size\": \"0x2\", \"color_channels\": \"L\"}}]}}",
+    {"{" BASE "\"preprocessing\": {\"inputs\": [{\"tensor_name\": \"x\", \"image\": "
+              "{\"dimension_order\": \"NHWC\", \"resize_type\": \"SQUASH\", \"target_size\": "
+              "\"0x2\", \"color_channels\": \"L\"}}]}}",
      "preprocessing.inputs[0].image.target_size"},
-    {"{" BASE "\"preprocessing\": {\"inputs\": [{\"tensor_name\": \"x\", \"image\": {\"dimension_order\": \"NHWC\", \"resize_type\": \"SQUASH\", \"target_size\": \"2x2\", \"color_channels\": \"CMYK\"}}]}}",
+    {"{" BASE "\"preprocessing\": {\"inputs\": [{\"tensor_name\": \"x\", \"image\": "
+              "{\"dimension_order\": \"NHWC\", \"resize_type\": \"SQUASH\", \"target_size\": "
+              "\"2x2\", \"color_channels\": \"CMYK\"}}]}}",
      "preprocessing.inputs[0].image.color_channels"},
-    {"{" BASE "\"preprocessing\": {\"inputs\": [{\"tensor_name\": \"x\", \"image\": {\"dimension_order\": \"NHWC\", \"resize_type\": \"SQUASH\", \"target_size\": \"2x2\", \"color_channels\": \"L\", \"pixel_scaling\": 0}}]}}",
+    {"{" BASE "\"preprocessing\": {\"inputs\": [{\"tensor_name\": \"x\", \"image\": "
+              "{\"dimension_order\": \"NHWC\", \"resize_type\": \"SQUASH\", \"target_size\": "
+              "\"2x2\", \"color_channels\": \"L\", \"pixel_scaling\": 0}}]}}",
      "preprocessing.inputs[0].image.pixel_scaling"},
-    {"{" BASE "\"preprocessing\": {\"inputs\": [{\"tensor_name\": \"x\", \"image\": {\"dimension_order\": \"NHWC\", \"resize_type\": \"SQUASH\", \"target_size\": \"2x2\", \"color_channels\": \"L\", \"mean_file\": \"other.npy\"}}]}}",
+    {"{" BASE "\"preprocessing\": {\"inputs\": [{\"tensor_name\": \"x\", \"image\": "
+              "{\"dimension_order\": \"NHWC\", \"resize_type\": \"SQUASH\", \"target_size\": "
+              "\"2x2\", \"color_channels\": \"L\", \"mean_file\": \"other.npy\"}}]}}",
      "preprocessing.inputs[0].image.mean_file"},
-    {"{" BASE "\"preprocessing\": {\"inputs\": [{\"tensor_name\": \"x\", \"image\": {\"dimension_order\": \"NHWC\", \"resize_type\": \"SQUASH\", \"target_size\": \"2x2\", \"color_channels\": \"L\", \"mean_file\": \"mean.txt\"}}]}}",
+    {"{" BASE "\"preprocessing\": {\"inputs\": [{\"tensor_name\": \"x\", \"image\": "
+              "{\"dimension_order\": \"NHWC\", \"resize_type\": \"SQUASH\", \"target_size\": "
+              "\"2x2\", \"color_channels\": \"L\", \"mean_file\": \"mean.txt\"}}]}}",
      "preprocessing.inputs[0].image.mean_file"},
-    {"{" BASE "\"preprocessing\": {\"inputs\": [{\"tensor_name\": \"x\", \"image\": {\"dimension_order\": \"NHWC\", \"resize_type\": \"SQUASH\", \"target_size\": \"2x2\", \"color_channels\": \"L\", \"mean_file\": \"mean.npy\"}}]}}",
+    {"{" BASE "\"preprocessing\": {\"inputs\": [{\"tensor_name\": \"x\", \"image\": "
+              "{\"dimension_order\": \"NHWC\", \"resize_type\": \"SQUASH\", \"target_size\": "
+              "\"2x2\", \"color_channels\": \"L\", \"mean_file\": \"mean.npy\"}}]}}",
      NULL},
-    {"{" BASE "\"preprocessing\": {\"inputs\": [{\"tensor_name\": \"x\", \"image\": {\"dimension_order\": \"NHWC\", \"resize_type\": \"SQUASH\", \"target_size\": \"2x2\", \"color_channels\": \"L\", \"data_type\": \"INT8\"}}]}}",
+    {"{" BASE "\"preprocessing\": {\"inputs\": [{\"tensor_name\": \"x\", \"image\": "
+              "{\"dimension_order\": \"NHWC\", \"resize_type\": \"SQUASH\", \"target_size\": "
+              "\"2x2\", \"color_channels\": \"L\", \"data_type\": \"INT8\"}}]}}",
      "preprocessing.inputs[0].image.data_type"},
-    {"{" BASE "\"preprocessing\": {\"inputs\": [{\"tensor_name\": \"x\", \"image\": {\"dimension_order\": \"NHWC\", \"resize_type\": \"SQUASH\", \"target_size\": \"2x2\", \"color_channels\": \"L\", \"colour\": 1}}]}}",
+    {"{" BASE "\"preprocessing\": {\"inputs\": [{\"tensor_name\": \"x\", \"image\": "
+              "{\"dimension_order\": \"NHWC\", \"resize_type\": \"SQUASH\", \"target_size\": "
+              "\"2x2\", \"color_channels\": \"L\", \"colour\": 1}}]}}",
      "preprocessing.inputs[0].image.colour"},
-    {"{" BASE "\"preprocessing\": {\"batched_output\": false, \"inputs\": [{\"tensor_name\": \"x\", \"image\": {\"dimension_order\": \"NHWC\", \"resize_type\": \"SQUASH\", \"target_size\": \"2x2\", \"color_channels\": \"L\"}}]}}",
+    {"{" BASE "\"preprocessing\": {\"batched_output\": false, \"inputs\": [{\"tensor_name\": "
+              "\"x\", \"image\": {\"dimension_order\": \"NHWC\", \"resize_type\": \"SQUASH\", "
+              "\"target_size\": \"2x2\", \"color_channels\": \"L\"}}]}}",
      "preprocessing.batched_output"},
-    {"{" BASE "\"preprocessing\": {\"extra\": 1, \"inputs\": [{\"tensor_name\": \"x\", \"image\": {\"dimension_order\": \"NHWC\", \"resize_type\": \"SQUASH\", \"target_size\": \"2x2\", \"color_channels\": \"L\"}}]}}",
+    {"{" BASE "\"preprocessing\": {\"extra\": 1, \"inputs\": [{\"tensor_name\": \"x\", \"image\": "
+              "{\"dimension_order\": \"NHWC\", \"resize_type\": \"SQUASH\", \"target_size\": "
+              "\"2x2\", \"color_channels\": \"L\"}}]}}",
      "preprocessing.extra"},
     {"{" BASE PRE_OK ", \"postprocessings\": [{}]}", "postprocessings[0]"},
-    {"{" BASE PRE_OK ", \"postprocessings\": [{\"tensors_output\": {\"tensors\": []}}]}", "postprocessings[0].tensors_output.tensors"},
-    {"{" BASE PRE_OK ", \"postprocessings\": [{\"tensors_output\": {\"tensors\": [\"\"]}}]}", "postprocessings[0].tensors_output.tensors[0]"},
-    {"{" BASE PRE_OK ", \"postprocessings\": [{\"tensors_output\": {\"tensors\": [\"a\"], \"x\": 1}}]}", "postprocessings[0].tensors_output.x"},
-    {"{" BASE PRE_OK ", \"postprocessings\": [{\"standard_output\": {\"boxes_tensor\": \"b\"}}]}", "postprocessings[0].standard_output.scores_tensor"},
-    {"{" BASE PRE_OK ", \"postprocessings\": [{\"tensors_output\": [\"a\"], \"standard_output\": {\"boxes_tensor\": \"b\", \"scores_tensor\": \"s\"}}]}", "postprocessings[0]"},
+    {"{" BASE PRE_OK ", \"postprocessings\": [{\"tensors_output\": {\"tensors\": []}}]}",
+     "postprocessings[0].tensors_output.tensors"},
+    {"{" BASE PRE_OK ", \"postprocessings\": [{\"tensors_output\": {\"tensors\": [\"\"]}}]}",
+     "postprocessings[0].tensors_output.tensors[0]"},
+    {"{" BASE PRE_OK
+     ", \"postprocessings\": [{\"tensors_output\": {\"tensors\": [\"a\"], \"x\": 1}}]}",
+     "postprocessings[0].tensors_output.x"},
+    {"{" BASE PRE_OK ", \"postprocessings\": [{\"standard_output\": {\"boxes_tensor\": \"b\"}}]}",
+     "postprocessings[0].standard_output.scores_tensor"},
+    {"{" BASE PRE_OK ", \"postprocessings\": [{\"tensors_output\": [\"a\"], \"standard_output\": "
+                     "{\"boxes_tensor\": \"b\", \"scores_tensor\": \"s\"}}]}",
+     "postprocessings[0]"},
     {"{" BASE PRE_OK ", \"postprocessings\": {}}", "postprocessings"},
 };
 
@@ -124,7 +168,8 @@ static void test_create_cases(void **state)
 static void test_create_normalizes(void **state)
 {
     (void)state;
-    const char *body_text = "{" BASE PRE_OK ", \"postprocessings\": [{\"tensors_output\": [\"y:0\", \"z\"]}]}";
+    const char *body_text =
+        "{" BASE PRE_OK ", \"postprocessings\": [{\"tensors_output\": [\"y:0\", \"z\"]}]}";
     arena_t *a = arena_create(0);
     nn_error_t err;
     nn_error_init(&err);
@@ -139,7 +184,8 @@ static void test_create_normalizes(void **state)
     assert_int_equal(out.noutputs, 2);
     /* a bare list is named as sent */
     assert_string_equal(out.outputs[1].field, "postprocessings[0].tensors_output[1]");
-    assert_non_null(strstr(out.postprocessings_json, "{\"tensors_output\":{\"tensors\":[\"y:0\",\"z\"]}}"));
+    assert_non_null(
+        strstr(out.postprocessings_json, "{\"tensors_output\":{\"tensors\":[\"y:0\",\"z\"]}}"));
     /* pixel_scaling is written as a float, batched_output filled in */
     assert_non_null(strstr(out.preprocessing_json, "\"pixel_scaling\":255.0,"));
     assert_non_null(strstr(out.preprocessing_json, "\"batched_output\":true"));
@@ -285,21 +331,21 @@ static void test_utf8_text(void **state)
         {"", 0, true},
         {"plain ascii", 11, true},
         {"caf\xc3\xa9", 5, true},
-        {"\xe2\x82\xac", 3, true},         /* U+20AC */
-        {"\xf0\x9f\x98\x80", 4, true},     /* U+1F600 */
-        {"\xf4\x8f\xbf\xbf", 4, true},     /* U+10FFFF */
-        {"a\0b", 3, false},                 /* NUL */
-        {"caf\xe9", 4, false},              /* Latin-1 */
-        {"\x80", 1, false},                 /* lone continuation */
-        {"\xc3", 1, false},                 /* truncated */
-        {"\xe2\x82", 2, false},             /* truncated */
-        {"\xc0\xaf", 2, false},             /* overlong '/' */
-        {"\xe0\x80\xaf", 3, false},         /* overlong */
-        {"\xf0\x80\x80\xaf", 4, false},     /* overlong */
-        {"\xed\xa0\x80", 3, false},         /* surrogate U+D800 */
-        {"\xf4\x90\x80\x80", 4, false},     /* U+110000 */
+        {"\xe2\x82\xac", 3, true},      /* U+20AC */
+        {"\xf0\x9f\x98\x80", 4, true},  /* U+1F600 */
+        {"\xf4\x8f\xbf\xbf", 4, true},  /* U+10FFFF */
+        {"a\0b", 3, false},             /* NUL */
+        {"caf\xe9", 4, false},          /* Latin-1 */
+        {"\x80", 1, false},             /* lone continuation */
+        {"\xc3", 1, false},             /* truncated */
+        {"\xe2\x82", 2, false},         /* truncated */
+        {"\xc0\xaf", 2, false},         /* overlong '/' */
+        {"\xe0\x80\xaf", 3, false},     /* overlong */
+        {"\xf0\x80\x80\xaf", 4, false}, /* overlong */
+        {"\xed\xa0\x80", 3, false},     /* surrogate U+D800 */
+        {"\xf4\x90\x80\x80", 4, false}, /* U+110000 */
         {"\xff", 1, false},
-        {"\xc3\x28", 2, false},             /* bad continuation */
+        {"\xc3\x28", 2, false}, /* bad continuation */
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
         if (validate_utf8_text(cases[i].bytes, cases[i].len) != cases[i].ok)
@@ -322,8 +368,7 @@ static void test_clip(void **state)
 
 /* A create body of form strings (as multipart fields arrive), with one
  * field replaced by raw bytes. */
-static bool form_create(arena_t *a, const char *key, const char *value, size_t len,
-                        nn_error_t *err)
+static bool form_create(arena_t *a, const char *key, const char *value, size_t len, nn_error_t *err)
 {
     static const char *const form[][2] = {
         {"name", "net"},
@@ -372,14 +417,22 @@ static void test_form_text_rules(void **state)
         {"preprocessing.inputs[0]image.pixel_scaling", "2.0", 3, NULL},
         {"preprocessing.inputs[0]image.pixel_scaling", "1e-3", 4, NULL},
         {"preprocessing.inputs[0]image.pixel_scaling", "255", 3, NULL},
-        {"preprocessing.inputs[0]image.pixel_scaling", "0x10", 4, "preprocessing.inputs[0].image.pixel_scaling"},
-        {"preprocessing.inputs[0]image.pixel_scaling", " 2", 2, "preprocessing.inputs[0].image.pixel_scaling"},
-        {"preprocessing.inputs[0]image.pixel_scaling", "2.", 2, "preprocessing.inputs[0].image.pixel_scaling"},
-        {"preprocessing.inputs[0]image.pixel_scaling", ".5", 2, "preprocessing.inputs[0].image.pixel_scaling"},
-        {"preprocessing.inputs[0]image.pixel_scaling", "inf", 3, "preprocessing.inputs[0].image.pixel_scaling"},
-        {"preprocessing.inputs[0]image.pixel_scaling", "1e999", 5, "preprocessing.inputs[0].image.pixel_scaling"},
-        {"preprocessing.inputs[0]image.pixel_scaling", "-1", 2, "preprocessing.inputs[0].image.pixel_scaling"},
-        {"preprocessing.inputs[0]image.pixel_scaling", "1e-999", 6, "preprocessing.inputs[0].image.pixel_scaling"},
+        {"preprocessing.inputs[0]image.pixel_scaling", "0x10", 4,
+         "preprocessing.inputs[0].image.pixel_scaling"},
+        {"preprocessing.inputs[0]image.pixel_scaling", " 2", 2,
+         "preprocessing.inputs[0].image.pixel_scaling"},
+        {"preprocessing.inputs[0]image.pixel_scaling", "2.", 2,
+         "preprocessing.inputs[0].image.pixel_scaling"},
+        {"preprocessing.inputs[0]image.pixel_scaling", ".5", 2,
+         "preprocessing.inputs[0].image.pixel_scaling"},
+        {"preprocessing.inputs[0]image.pixel_scaling", "inf", 3,
+         "preprocessing.inputs[0].image.pixel_scaling"},
+        {"preprocessing.inputs[0]image.pixel_scaling", "1e999", 5,
+         "preprocessing.inputs[0].image.pixel_scaling"},
+        {"preprocessing.inputs[0]image.pixel_scaling", "-1", 2,
+         "preprocessing.inputs[0].image.pixel_scaling"},
+        {"preprocessing.inputs[0]image.pixel_scaling", "1e-999", 6,
+         "preprocessing.inputs[0].image.pixel_scaling"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         arena_t *a = arena_create(0);
