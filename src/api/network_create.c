@@ -133,7 +133,8 @@ static bool on_part_data(void *ctx, const char *data, size_t len, nn_error_t *er
     c->fields_bytes += len;
     if (c->field_value.len + len > CREATE_MAX_FIELD_BYTES)
         return nn_error_set(err, 400, "field_too_large", "field \"%s\" is larger than %d bytes",
-                            c->field_name, CREATE_MAX_FIELD_BYTES);
+                            validate_clip(c->req->arena, c->field_name, VALIDATE_ECHO_MAX),
+                            CREATE_MAX_FIELD_BYTES);
     if (c->fields_bytes > CREATE_MAX_FIELDS_BYTES)
         return nn_error_set(err, 400, "fields_too_large",
                             "the non-file fields add up to more than %d bytes",
@@ -153,7 +154,8 @@ static bool on_part_end(void *ctx, nn_error_t *err)
     if (!text)
         return nn_error_oom(err);
     if (c->field_is_json) {
-        char *what = arena_printf(arena, "part \"%s\"", c->field_name);
+        char *what = arena_printf(arena, "part \"%s\"",
+                                  validate_clip(arena, c->field_name, VALIDATE_ECHO_MAX));
         jv_t *value = jv_parse(arena, text, c->field_value.len, what ? what : "part", err);
         if (!value)
             return false;
@@ -447,7 +449,14 @@ static bool store_network(create_ctx_t *c, const validated_create_t *net, const 
             /* The same key finished first in another request: answer as it did. */
             db_rollback(db);
             bool replayed;
-            return replay_idempotent(req, org, idem_key, &replayed);
+            if (!replay_idempotent(req, org, idem_key, &replayed))
+                return false;
+            /* Gone again already (it expired in between): never answer
+             * with an empty 0 status; the client may simply retry. */
+            return replayed ||
+                   nn_error_set(&req->err, 409, "conflict",
+                                "another create with this Idempotency-Key finished at the same "
+                                "time; retry the request to get its response");
         }
     }
     if (!db_commit(db, &req->err))

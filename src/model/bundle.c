@@ -734,7 +734,9 @@ static bool read_data_blocks(parser_t *p, const block_t *index, unsigned char *i
         while (ok && (drc = iter_next(&dit)) == 1) {
             /* Every key of a block sorts after the previous block's index
              * key and at or before its own. */
-            if (first && have_sep && key_compare(dit.key, dit.key_len, sep, sep_len) <= 0)
+            if (!table_entry(p, dit.key, dit.key_len, dit.value, dit.value_len))
+                ok = false;
+            else if (first && have_sep && key_compare(dit.key, dit.key_len, sep, sep_len) <= 0)
                 ok = fail(p, "index block does not match the data block at offset %" PRIu64
                              " (its first key sorts before the previous block's index key): " FIX_INDEX,
                           off);
@@ -742,8 +744,6 @@ static bool read_data_blocks(parser_t *p, const block_t *index, unsigned char *i
                 ok = fail(p, "index block does not match the data block at offset %" PRIu64
                              " (a key sorts after the block's index key): " FIX_INDEX,
                           off);
-            else if (!table_entry(p, dit.key, dit.key_len, dit.value, dit.value_len))
-                ok = false;
             first = false;
         }
         if (ok && drc < 0)

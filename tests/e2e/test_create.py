@@ -932,30 +932,37 @@ def test_no_content_type_is_415(stack):
             415, "unsupported_media_type")
 
 
-LONG = "a" + "\u00e9" * 400  # 801 bytes: an odd cut would split a character
+def long_name(prefix):
+    # 1400+ bytes of 2-byte characters: with the two prefixes, a cut at
+    # any byte offset splits a character for one of them.
+    return prefix + "\u00e9" * 700
 
 
 ECHO_CASES = [
-    ("unexpected_file", [(LONG + ".bin", b"x", "f.bin", None)], (), "unexpected_file", None),
-    ("unknown_key", [(LONG, "x")], (), "validation_error", None),
-    ("input_tensor", [("preprocessing.inputs[0]tensor_name", LONG)],
+    ("unexpected_file", lambda n: [(n + ".bin", b"x", "f.bin", None)], (),
+     "unexpected_file", None),
+    ("unknown_key", lambda n: [(n, "x")], (), "validation_error", None),
+    ("input_tensor", lambda n: [("preprocessing.inputs[0]tensor_name", n)],
      ("preprocessing.inputs[0]tensor_name",), "validation_error",
      "preprocessing.inputs[0].tensor_name"),
-    ("output_tensor", [("postprocessings[0]tensors_output.tensors[0]", LONG)],
+    ("output_tensor", lambda n: [("postprocessings[0]tensors_output.tensors[0]", n)],
      ("postprocessings[0]tensors_output.tensors[0]",), "validation_error",
      "postprocessings[0].tensors_output.tensors[0]"),
-    ("mean_file", [("preprocessing.inputs[0]image.mean_file", LONG + ".npy")], (),
+    ("mean_file", lambda n: [("preprocessing.inputs[0]image.mean_file", n + ".npy")], (),
      "validation_error", "preprocessing.inputs[0].image.mean_file"),
+    ("field_too_large", lambda n: [(n, "x" * (512 * 1024 + 1))], (), "field_too_large", None),
+    ("json_part", lambda n: [(n, "{bad", None, "application/json")], (), "invalid_json", None),
 ]
 
 
+@pytest.mark.parametrize("prefix", ["a", "ab"])
 @pytest.mark.parametrize("extra,drop,code,path", [c[1:] for c in ECHO_CASES],
                          ids=[c[0] for c in ECHO_CASES])
-def test_long_names_in_errors_stay_valid_json(stack, extra, drop, code, path):
+def test_long_names_in_errors_stay_valid_json(stack, extra, drop, code, path, prefix):
     """Error messages that repeat a long non-ASCII name the user sent are
     shortened between characters: the body stays UTF-8 JSON."""
     before = hc.snapshot(stack)
-    resp = raw_create(stack, extra, drop=drop)
+    resp = raw_create(stack, extra(long_name(prefix)), drop=drop)
     assert resp.status_code == 400, resp.content[:300]
     text = resp.content.decode("utf-8")  # raises on a character cut in two
     body = json.loads(text)
@@ -963,6 +970,8 @@ def test_long_names_in_errors_stay_valid_json(stack, extra, drop, code, path):
     assert "\u00e9\u00e9\u00e9" in body["error"]
     if path:
         assert path in body["fields"], body
+    for key, message in (body.get("fields") or {}).items():
+        assert isinstance(key, str) and isinstance(message, str)
     hc.assert_nothing_left(stack, before)
 
 
