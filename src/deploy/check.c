@@ -283,20 +283,17 @@ static bool check_means(run_t *r, const jv_t *pre, const char **detail)
         unsigned channels = color && color->type == JV_STRING && strcmp(color->u.string.ptr, "L") == 0 ? 1 : 3;
         unsigned w = 0, h = 0;
         if (size && size->type == JV_STRING) {
-            if (sscanf(size->u.string.ptr, "%ux%u", &w, &h) != 2) {
-                w = (unsigned)strtoul(size->u.string.ptr, NULL, 10);
-                h = w; /* NETWORK: the image is resized to at most N */
-            }
+            /* NETWORK ("N"): the image keeps its aspect ratio, so only a
+             * per-channel mean can fit; w = h = 0 says so. */
+            if (sscanf(size->u.string.ptr, "%ux%u", &w, &h) != 2)
+                w = h = 0;
         }
         char why[256];
         if (npy_mean_fits(info.shape, info.ndims, channels, w, h, why, sizeof(why)) ==
             NPY_MEAN_NO_FIT) {
-            char shape[128];
             return nn_error_set(r->err, 400, "mean_file_mismatch",
-                                "mean file \"%s\" has shape %s, which does not fit input %zu (%s)",
-                                mean->u.string.ptr,
-                                npy_shape_string(info.shape, info.ndims, shape, sizeof(shape)), i,
-                                why);
+                                "mean file \"%s\" %s (preprocessing input %zu)",
+                                mean->u.string.ptr, why, i);
         }
         checked++;
     }

@@ -26,6 +26,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,17 +53,47 @@
 /* Bytes per element of TensorFlow's fixed-size types, by enum value; 0 for
  * invalid, string (7), resource (20), variant (21). */
 static const unsigned char dtype_sizes[] = {
-    0, 4, 8, 4, 1, 2, 1, 0, 8, 8,  /* invalid float double int32 uint8 int16 int8 string complex64 int64 */
-    1, 1, 1, 4, 2, 2, 2, 2, 16, 2, /* bool qint8 quint8 qint32 bfloat16 qint16 quint16 uint16 complex128 half */
-    0, 0, 4, 8, 1, 1, 1, 1, 1, 1,  /* resource variant uint32 uint64 float8 x5 int4 */
-    1,                             /* uint4 */
+    0, 4, 8, 4,  1,
+    2, 1, 0, 8,  8, /* invalid float double int32 uint8 int16 int8 string complex64 int64 */
+    1, 1, 1, 4,  2,
+    2, 2, 2, 16, 2, /* bool qint8 quint8 qint32 bfloat16 qint16 quint16 uint16 complex128 half */
+    0, 0, 4, 8,  1,
+    1, 1, 1, 1,  1, /* resource variant uint32 uint64 float8 x5 int4 */
+    1,              /* uint4 */
 };
 
 static const char *const dtype_names[] = {
-    "invalid", "float", "double", "int32", "uint8", "int16", "int8", "string", "complex64",
-    "int64", "bool", "qint8", "quint8", "qint32", "bfloat16", "qint16", "quint16", "uint16",
-    "complex128", "half", "resource", "variant", "uint32", "uint64", "float8_e5m2",
-    "float8_e4m3fn", "float8_e4m3fnuz", "float8_e4m3b11fnuz", "float8_e5m2fnuz", "int4", "uint4",
+    "invalid",
+    "float",
+    "double",
+    "int32",
+    "uint8",
+    "int16",
+    "int8",
+    "string",
+    "complex64",
+    "int64",
+    "bool",
+    "qint8",
+    "quint8",
+    "qint32",
+    "bfloat16",
+    "qint16",
+    "quint16",
+    "uint16",
+    "complex128",
+    "half",
+    "resource",
+    "variant",
+    "uint32",
+    "uint64",
+    "float8_e5m2",
+    "float8_e4m3fn",
+    "float8_e4m3fnuz",
+    "float8_e4m3b11fnuz",
+    "float8_e5m2fnuz",
+    "int4",
+    "uint4",
 };
 
 size_t bundle_dtype_size(int dtype)
@@ -154,14 +185,13 @@ static int key_compare(const unsigned char *a, size_t alen, const unsigned char 
 typedef struct parser {
     arena_t *arena;
     const unsigned char *file;
-    size_t file_len;
     size_t blocks_end; /* blocks lie in [0, blocks_end): the footer follows */
     const char *name;  /* display name of the index */
     nn_error_t *err;
     bundle_index_t *out;
-    size_t cap;                 /* allocated entries */
-    uint64_t uncompressed;      /* bytes decompressed so far */
-    unsigned char *prev_key;    /* last key seen in the data blocks */
+    size_t cap;              /* allocated entries */
+    uint64_t uncompressed;   /* bytes decompressed so far */
+    unsigned char *prev_key; /* last key seen in the data blocks */
     size_t prev_len;
     bool have_prev;
     bool seen_header;
@@ -182,9 +212,9 @@ static bool fail(parser_t *p, const char *fmt, ...)
 typedef struct block {
     const unsigned char *data; /* contents, uncompressed */
     size_t len;
-    unsigned char *owned;      /* malloc'd when decompressed */
-    uint64_t offset;           /* where the block is in the file */
-    const char *what;          /* "data", "index", "metaindex" */
+    unsigned char *owned; /* malloc'd when decompressed */
+    uint64_t offset;      /* where the block is in the file */
+    const char *what;     /* "data", "index", "metaindex" */
 } block_t;
 
 static void block_release(block_t *b)
@@ -204,9 +234,10 @@ static bool read_block(parser_t *p, uint64_t off, uint64_t size, const char *wha
     b->what = what;
     if (off > p->blocks_end || size > p->blocks_end - off ||
         TRAILER_BYTES > p->blocks_end - off - size)
-        return fail(p, "%s block handle (offset %" PRIu64 ", %" PRIu64
-                       " bytes) points outside the table's %zu bytes of blocks: "
-                       "the file is damaged or truncated; upload it again",
+        return fail(p,
+                    "%s block handle (offset %" PRIu64 ", %" PRIu64
+                    " bytes) points outside the table's %zu bytes of blocks: "
+                    "the file is damaged or truncated; upload it again",
                     what, off, size, p->blocks_end);
     const unsigned char *raw = p->file + off;
     size_t n = (size_t)size;
@@ -217,19 +248,22 @@ static bool read_block(parser_t *p, uint64_t off, uint64_t size, const char *wha
         return fail(p, "%s block at offset %" PRIu64 " fails its checksum: " FIX_INDEX, what, off);
     if (type == 0) {
         if (n > BUNDLE_MAX_BLOCK_BYTES)
-            return fail(p, "%s block at offset %" PRIu64 " holds %zu bytes, more than the %u allowed",
+            return fail(p,
+                        "%s block at offset %" PRIu64 " holds %zu bytes, more than the %u allowed",
                         what, off, n, BUNDLE_MAX_BLOCK_BYTES);
         b->data = raw;
         b->len = n;
     } else if (type == BUNDLE_BLOCK_SNAPPY) {
         size_t ulen = 0;
         if (snappy_uncompressed_length((const char *)raw, n, &ulen) != SNAPPY_OK)
-            return fail(p, "%s block at offset %" PRIu64
-                           " says it is Snappy-compressed but is not valid Snappy data: " FIX_INDEX,
+            return fail(p,
+                        "%s block at offset %" PRIu64
+                        " says it is Snappy-compressed but is not valid Snappy data: " FIX_INDEX,
                         what, off);
         if (ulen > BUNDLE_MAX_BLOCK_BYTES)
-            return fail(p, "%s block at offset %" PRIu64
-                           " would decompress to %zu bytes, more than the %u allowed",
+            return fail(p,
+                        "%s block at offset %" PRIu64
+                        " would decompress to %zu bytes, more than the %u allowed",
                         what, off, ulen, BUNDLE_MAX_BLOCK_BYTES);
         if (ulen > BUNDLE_MAX_UNCOMPRESSED_BYTES - p->uncompressed)
             return fail(p, "blocks decompress to more than the %u bytes allowed",
@@ -242,18 +276,20 @@ static bool read_block(parser_t *p, uint64_t off, uint64_t size, const char *wha
         if (snappy_uncompress((const char *)raw, n, (char *)b->owned, &got) != SNAPPY_OK ||
             got != ulen) {
             block_release(b);
-            return fail(p, "%s block at offset %" PRIu64
-                           " says it is Snappy-compressed but does not decompress: " FIX_INDEX,
+            return fail(p,
+                        "%s block at offset %" PRIu64
+                        " says it is Snappy-compressed but does not decompress: " FIX_INDEX,
                         what, off);
         }
         b->data = b->owned;
         b->len = ulen;
         p->out->snappy_blocks++;
     } else {
-        return fail(p, "%s block at offset %" PRIu64
-                       " has compression type %u; a table block is either 0 (none) or 1 (Snappy): "
-                       FIX_INDEX,
-                    what, off, type);
+        return fail(
+            p,
+            "%s block at offset %" PRIu64
+            " has compression type %u; a table block is either 0 (none) or 1 (Snappy): " FIX_INDEX,
+            what, off, type);
     }
     return true;
 }
@@ -262,13 +298,13 @@ static bool read_block(parser_t *p, uint64_t off, uint64_t size, const char *wha
 typedef struct block_iter {
     parser_t *p;
     const block_t *b;
-    size_t limit;                 /* entries end where the restart array starts */
+    size_t limit; /* entries end where the restart array starts */
     const unsigned char *restarts;
     uint32_t nrestarts;
-    uint32_t next_restart;        /* index of the next restart point expected */
+    uint32_t next_restart; /* index of the next restart point expected */
     size_t pos;
-    size_t index;                 /* entries read so far */
-    unsigned char *key;           /* BUNDLE_MAX_KEY_BYTES, owned by the caller */
+    size_t index;       /* entries read so far */
+    unsigned char *key; /* BUNDLE_MAX_KEY_BYTES, owned by the caller */
     size_t key_len;
     const unsigned char *value;
     size_t value_len;
@@ -350,7 +386,8 @@ static int iter_next(block_iter_t *it)
     if (non_shared > left || value_len > left - non_shared)
         return iter_error(it, "entry longer than the block");
     if ((size_t)shared + non_shared > BUNDLE_MAX_KEY_BYTES) {
-        fail(it->p, "%s block at offset %" PRIu64 " has a key of %zu bytes, more than the %u allowed",
+        fail(it->p,
+             "%s block at offset %" PRIu64 " has a key of %zu bytes, more than the %u allowed",
              it->b->what, it->b->offset, (size_t)shared + non_shared, BUNDLE_MAX_KEY_BYTES);
         return -1;
     }
@@ -439,15 +476,16 @@ static bool parse_header(parser_t *p, const unsigned char *v, size_t len)
     if (pe.set || st == PB_ERROR)
         return proto_fail(p, "the header entry (BundleHeaderProto)", &pe);
     if (num_shards < 1 || num_shards > BUNDLE_MAX_SHARDS)
-        return fail(p, "header says the checkpoint has %" PRId64 " shards; it must be 1 to %u: "
-                       FIX_INDEX,
-                    num_shards, BUNDLE_MAX_SHARDS);
+        return fail(
+            p, "header says the checkpoint has %" PRId64 " shards; it must be 1 to %u: " FIX_INDEX,
+            num_shards, BUNDLE_MAX_SHARDS);
     if (endianness != 0 && endianness != 1)
         return fail(p, "header has an unknown endianness (%" PRId64 "): " FIX_INDEX, endianness);
     if (min_consumer > 1 || bad_consumer)
-        return fail(p, "is in a tensor-bundle format version this reader does not know "
-                       "(producer %d, min_consumer %d): save the checkpoint with a TensorFlow "
-                       "release that writes format version 1 (TensorFlow 1.x and 2.x do)",
+        return fail(p,
+                    "is in a tensor-bundle format version this reader does not know "
+                    "(producer %d, min_consumer %d): save the checkpoint with a TensorFlow "
+                    "release that writes format version 1 (TensorFlow 1.x and 2.x do)",
                     producer, min_consumer);
     p->out->num_shards = (uint32_t)num_shards;
     p->out->big_endian = endianness == 1;
@@ -516,8 +554,8 @@ static bool walk_shape(pb_reader_t *entry, int64_t *dims, size_t *ndims, bool *u
     return true;
 }
 
-static bool add_entry(parser_t *p, const unsigned char *key, size_t key_len,
-                      const unsigned char *v, size_t len)
+static bool add_entry(parser_t *p, const unsigned char *key, size_t key_len, const unsigned char *v,
+                      size_t len)
 {
     char shown[NAME_SHOW];
     char desc[NAME_SHOW + 32];
@@ -530,9 +568,9 @@ static bool add_entry(parser_t *p, const unsigned char *key, size_t key_len,
         size_t ncap = p->cap ? p->cap * 2 : 16;
         if (ncap > BUNDLE_MAX_ENTRIES)
             ncap = BUNDLE_MAX_ENTRIES;
-        bundle_entry_t *grown = arena_realloc(p->arena, p->out->entries,
-                                              p->cap * sizeof(bundle_entry_t),
-                                              ncap * sizeof(bundle_entry_t));
+        bundle_entry_t *grown =
+            arena_realloc(p->arena, p->out->entries, p->cap * sizeof(bundle_entry_t),
+                          ncap * sizeof(bundle_entry_t));
         if (!grown)
             return nn_error_oom(p->err);
         p->out->entries = grown;
@@ -596,8 +634,9 @@ static bool add_entry(parser_t *p, const unsigned char *key, size_t key_len,
         return proto_fail(p, desc, &pe);
     }
     if (unknown_rank)
-        return fail(p, "%s has a shape of unknown rank; a checkpoint stores only fully defined "
-                       "shapes: " FIX_INDEX,
+        return fail(p,
+                    "%s has a shape of unknown rank; a checkpoint stores only fully defined "
+                    "shapes: " FIX_INDEX,
                     desc);
     int64_t *dims = NULL;
     if (ndims > 0) {
@@ -611,7 +650,8 @@ static bool add_entry(parser_t *p, const unsigned char *key, size_t key_len,
     uint64_t count = 1;
     for (size_t i = 0; i < ndims; i++)
         if (__builtin_mul_overflow(count, (uint64_t)dims[i], &count))
-            return fail(p, "%s has a shape whose element count overflows 64 bits: " FIX_INDEX, desc);
+            return fail(p, "%s has a shape whose element count overflows 64 bits: " FIX_INDEX,
+                        desc);
 
     if (dtype <= 0 || dtype >= 100)
         return fail(p, "%s has data type %" PRId64 ", which no stored tensor can have: " FIX_INDEX,
@@ -619,8 +659,9 @@ static bool add_entry(parser_t *p, const unsigned char *key, size_t key_len,
     if (offset < 0 || size < 0)
         return fail(p, "%s has a negative offset or size: " FIX_INDEX, desc);
     if (shard < 0 || (uint64_t)shard >= p->out->num_shards)
-        return fail(p, "%s is in shard %" PRId64 " but the header says the checkpoint has %u shard%s: "
-                       FIX_INDEX,
+        return fail(p,
+                    "%s is in shard %" PRId64
+                    " but the header says the checkpoint has %u shard%s: " FIX_INDEX,
                     desc, shard, p->out->num_shards, p->out->num_shards == 1 ? "" : "s");
     size_t elem = bundle_dtype_size((int)dtype);
     if (e->nslices == 0) {
@@ -629,12 +670,14 @@ static bool add_entry(parser_t *p, const unsigned char *key, size_t key_len,
             if (__builtin_mul_overflow(count, (uint64_t)elem, &want))
                 return fail(p, "%s has a shape too large for any file: " FIX_INDEX, desc);
             if (want != (uint64_t)size)
-                return fail(p, "%s says its data takes %" PRId64 " bytes, but a %s tensor of %" PRIu64
-                               " elements takes %" PRIu64 ": " FIX_INDEX,
+                return fail(p,
+                            "%s says its data takes %" PRId64 " bytes, but a %s tensor of %" PRIu64
+                            " elements takes %" PRIu64 ": " FIX_INDEX,
                             desc, size, dtype_name((int)dtype), count, want);
         } else if (dtype == BUNDLE_DT_STRING && size > 0 && (uint64_t)size < count) {
-            return fail(p, "%s says its data takes %" PRId64 " bytes, too few for %" PRIu64
-                           " strings: " FIX_INDEX,
+            return fail(p,
+                        "%s says its data takes %" PRId64 " bytes, too few for %" PRIu64
+                        " strings: " FIX_INDEX,
                         desc, size, count);
         }
     }
@@ -668,8 +711,9 @@ static bool table_entry(parser_t *p, const unsigned char *key, size_t key_len,
         if (c >= 0) {
             char shown[NAME_SHOW];
             bundle_display_name((const char *)key, key_len, shown, sizeof(shown));
-            return fail(p, c == 0 ? "has the key \"%s\" twice: " FIX_INDEX
-                                  : "keys are out of order at \"%s\": " FIX_INDEX,
+            return fail(p,
+                        c == 0 ? "has the key \"%s\" twice: " FIX_INDEX
+                               : "keys are out of order at \"%s\": " FIX_INDEX,
                         shown);
         }
     }
@@ -680,9 +724,10 @@ static bool table_entry(parser_t *p, const unsigned char *key, size_t key_len,
         if (key_len != 0) {
             char shown[NAME_SHOW];
             bundle_display_name((const char *)key, key_len, shown, sizeof(shown));
-            return fail(p, "has no header entry (its first key is \"%s\", not \"\"): it is not a "
-                           "TensorFlow variables index; upload the variables.index that "
-                           "TensorFlow saved with the model",
+            return fail(p,
+                        "has no header entry (its first key is \"%s\", not \"\"): it is not a "
+                        "TensorFlow variables index; upload the variables.index that "
+                        "TensorFlow saved with the model",
                         shown);
         }
         p->seen_header = true;
@@ -713,14 +758,16 @@ static bool read_data_blocks(parser_t *p, const block_t *index, unsigned char *i
     while ((rc = iter_next(&it)) == 1) {
         uint64_t off, size;
         if (!decode_handle(it.value, it.value_len, &off, &size))
-            return fail(p, "index block at offset %" PRIu64 " has a malformed block handle in entry %zu: "
-                           FIX_INDEX,
+            return fail(p,
+                        "index block at offset %" PRIu64
+                        " has a malformed block handle in entry %zu: " FIX_INDEX,
                         index->offset, it.index);
         if (have_sep && key_compare(sep, sep_len, it.key, it.key_len) >= 0)
             return fail(p, "index block at offset %" PRIu64 " has keys out of order: " FIX_INDEX,
                         index->offset);
         if (off < prev_end)
-            return fail(p, "data blocks overlap or are out of order at offset %" PRIu64 ": " FIX_INDEX,
+            return fail(p,
+                        "data blocks overlap or are out of order at offset %" PRIu64 ": " FIX_INDEX,
                         off);
         block_t b;
         if (!read_block(p, off, size, "data", &b))
@@ -737,12 +784,15 @@ static bool read_data_blocks(parser_t *p, const block_t *index, unsigned char *i
             if (!table_entry(p, dit.key, dit.key_len, dit.value, dit.value_len))
                 ok = false;
             else if (first && have_sep && key_compare(dit.key, dit.key_len, sep, sep_len) <= 0)
-                ok = fail(p, "index block does not match the data block at offset %" PRIu64
-                             " (its first key sorts before the previous block's index key): " FIX_INDEX,
-                          off);
+                ok =
+                    fail(p,
+                         "index block does not match the data block at offset %" PRIu64
+                         " (its first key sorts before the previous block's index key): " FIX_INDEX,
+                         off);
             else if (key_compare(dit.key, dit.key_len, it.key, it.key_len) > 0)
-                ok = fail(p, "index block does not match the data block at offset %" PRIu64
-                             " (a key sorts after the block's index key): " FIX_INDEX,
+                ok = fail(p,
+                          "index block does not match the data block at offset %" PRIu64
+                          " (a key sorts after the block's index key): " FIX_INDEX,
                           off);
             first = false;
         }
@@ -780,14 +830,14 @@ bool bundle_parse_index(arena_t *arena, const void *data, size_t len, const char
     parser_t p = {
         .arena = arena,
         .file = data,
-        .file_len = len,
         .name = display_name ? display_name : "variables.index",
         .err = err,
         .out = out,
     };
     if (len < FOOTER_BYTES)
-        return fail(&p, "is %zu bytes long, too short for a tensor-bundle index (a table ends with a "
-                        "%d-byte footer): the file is truncated; upload it again",
+        return fail(&p,
+                    "is %zu bytes long, too short for a tensor-bundle index (a table ends with a "
+                    "%d-byte footer): the file is truncated; upload it again",
                     len, FOOTER_BYTES);
     if (len > BUNDLE_MAX_INDEX_BYTES)
         return fail(&p, "is %zu bytes long, more than the %u bytes an index may have", len,
@@ -883,7 +933,8 @@ bool bundle_read_index(arena_t *arena, const char *path, const char *display_nam
     if ((uint64_t)st.st_size > BUNDLE_MAX_INDEX_BYTES) {
         close(fd);
         return nn_error_set(err, 400, ERR_CODE,
-                            "%s is %" PRIu64 " bytes long, more than the %u bytes an index may have",
+                            "%s is %" PRIu64
+                            " bytes long, more than the %u bytes an index may have",
                             display, (uint64_t)st.st_size, BUNDLE_MAX_INDEX_BYTES);
     }
     size_t len = (size_t)st.st_size;
@@ -943,7 +994,7 @@ typedef struct tensor_crc {
     bool big_endian;
     uint32_t crc;
     uint64_t elements_left;
-    uint64_t element;    /* current element, for messages */
+    uint64_t element; /* current element, for messages */
     uint64_t varint;
     unsigned varint_bytes;
     unsigned char crc_bytes[4];
@@ -1033,12 +1084,14 @@ static bool tc_feed(tensor_crc_t *t, const unsigned char *p, size_t n)
                 break;
             t->crc_len = 0;
             uint32_t stored = t->big_endian && t->phase == PH_LENCRC
-                                  ? (uint32_t)t->crc_bytes[0] << 24 | (uint32_t)t->crc_bytes[1] << 16 |
+                                  ? (uint32_t)t->crc_bytes[0] << 24 |
+                                        (uint32_t)t->crc_bytes[1] << 16 |
                                         (uint32_t)t->crc_bytes[2] << 8 | t->crc_bytes[3]
                                   : load_le32(t->crc_bytes);
             if (crc32c_unmask(stored) != t->crc) {
-                t->problem = t->phase == PH_LENCRC ? "the checksum of its string lengths does not match"
-                                                   : "the checksum of one of its elements does not match";
+                t->problem = t->phase == PH_LENCRC
+                                 ? "the checksum of its string lengths does not match"
+                                 : "the checksum of one of its elements does not match";
                 return false;
             }
             t->crc = crc32c_extend(t->crc, t->crc_bytes, 4);
@@ -1194,20 +1247,22 @@ bool bundle_check_shards(const bundle_index_t *index, const char *const *shard_p
         }
         bundle_display_name(e->name, e->name_len, shown, sizeof(shown));
         if (e->offset > w.file_size || e->size > w.file_size - e->offset) {
-            ok = nn_error_set(err, 400, ERR_CODE,
-                              "variable \"%s\" (offset %" PRIu64 ", %" PRIu64 " bytes) lies past the "
-                              "end of %s (%" PRIu64 " bytes): the data file is truncated or belongs "
-                              "to another checkpoint; upload variables.index and its data files "
-                              "again, from the same checkpoint",
-                              shown, e->offset, e->size, label, w.file_size);
+            ok = nn_error_set(
+                err, 400, ERR_CODE,
+                "variable \"%s\" (offset %" PRIu64 ", %" PRIu64 " bytes) lies past the "
+                "end of %s (%" PRIu64 " bytes): the data file is truncated or belongs "
+                "to another checkpoint; upload variables.index and its data files "
+                "again, from the same checkpoint",
+                shown, e->offset, e->size, label, w.file_size);
             break;
         }
         if (e->dtype == BUNDLE_DT_VARIANT && index->big_endian && e->size > 0) {
-            ok = nn_error_set(err, 400, ERR_CODE,
-                              "variable \"%s\" is a variant tensor in a big-endian checkpoint, which "
-                              "TensorFlow itself cannot read: save the checkpoint on a "
-                              "little-endian machine",
-                              shown);
+            ok = nn_error_set(
+                err, 400, ERR_CODE,
+                "variable \"%s\" is a variant tensor in a big-endian checkpoint, which "
+                "TensorFlow itself cannot read: save the checkpoint on a "
+                "little-endian machine",
+                shown);
             break;
         }
         tensor_crc_t tc;

@@ -31,13 +31,13 @@
 #include "util/error.h"
 
 /* Limits on what an index may hold (files past them are refused). */
-#define BUNDLE_MAX_INDEX_BYTES (64u << 20)        /* the index file */
-#define BUNDLE_MAX_BLOCK_BYTES (64u << 20)        /* one block, uncompressed */
+#define BUNDLE_MAX_INDEX_BYTES (64u << 20)         /* the index file */
+#define BUNDLE_MAX_BLOCK_BYTES (64u << 20)         /* one block, uncompressed */
 #define BUNDLE_MAX_UNCOMPRESSED_BYTES (256u << 20) /* all blocks, uncompressed */
-#define BUNDLE_MAX_ENTRIES 1000000u               /* variables (and slices) */
-#define BUNDLE_MAX_KEY_BYTES 65536u               /* one key (variable name) */
-#define BUNDLE_MAX_DIMS 254u                      /* TensorFlow's own limit */
-#define BUNDLE_MAX_SHARDS 99999u                  /* "-of-NNNNN" */
+#define BUNDLE_MAX_ENTRIES 1000000u                /* variables (and slices) */
+#define BUNDLE_MAX_KEY_BYTES 65536u                /* one key (variable name) */
+#define BUNDLE_MAX_DIMS 254u                       /* TensorFlow's own limit */
+#define BUNDLE_MAX_SHARDS 99999u                   /* "-of-NNNNN" */
 /* Size of the buffer shards are read through. */
 #define BUNDLE_READ_CHUNK (1u << 20)
 
@@ -49,8 +49,8 @@
 #define BUNDLE_BLOCK_SNAPPY 1
 
 typedef struct bundle_entry {
-    const char *name;      /* the key, NUL-terminated; keys are bytes and may
-                            * hold a NUL (slice keys do): name_len is exact */
+    const char *name; /* the key, NUL-terminated; keys are bytes and may
+                       * hold a NUL (slice keys do): name_len is exact */
     size_t name_len;
     int dtype;             /* TensorFlow DataType enum value (DT_FLOAT = 1) */
     const int64_t *dims;   /* ndims sizes, each >= 0 (NULL when ndims is 0) */
@@ -72,10 +72,10 @@ typedef struct bundle_index {
     bool big_endian;          /* header endianness BIG */
     int32_t version_producer; /* header VersionDef */
     int32_t version_min_consumer;
-    size_t nentries;          /* entries, header excluded, in key order */
+    size_t nentries; /* entries, header excluded, in key order */
     bundle_entry_t *entries;
-    size_t data_blocks;       /* blocks of entries in the table */
-    size_t snappy_blocks;     /* how many of all blocks were Snappy-compressed */
+    size_t data_blocks;   /* blocks of entries in the table */
+    size_t snappy_blocks; /* how many of all blocks were Snappy-compressed */
 } bundle_index_t;
 
 /* Reads the tensor-bundle index at path into *out; display_name is how

@@ -149,7 +149,9 @@ static const char *parse_descr(const char *s, size_t n, npy_info_t *info)
     if (i >= n)
         return "is not a NumPy type";
     char kind = s[i++];
-    if (i >= n || i + 2 < n)
+    if (kind != 'i' && kind != 'u' && kind != 'f')
+        return "is not an integer or floating-point type (a mean must be real numbers)";
+    if (i >= n || n - i > 2)
         return "is not a plain numeric type";
     size_t size = 0;
     for (; i < n; i++) {
@@ -157,18 +159,8 @@ static const char *parse_descr(const char *s, size_t n, npy_info_t *info)
             return "is not a plain numeric type";
         size = size * 10 + (size_t)(s[i] - '0');
     }
-    bool ok;
-    switch (kind) {
-    case 'i':
-    case 'u':
-        ok = size == 1 || size == 2 || size == 4 || size == 8;
-        break;
-    case 'f':
-        ok = size == 2 || size == 4 || size == 8;
-        break;
-    default:
-        return "is not an integer or floating-point type (a mean must be real numbers)";
-    }
+    bool ok = kind == 'f' ? size == 2 || size == 4 || size == 8
+                          : size == 1 || size == 2 || size == 4 || size == 8;
     if (!ok)
         return "has an item size NumPy does not use for its kind";
     if (size == 1)
@@ -182,8 +174,7 @@ static const char *parse_descr(const char *s, size_t n, npy_info_t *info)
     return NULL;
 }
 
-static bool parse_dict(const char *h, size_t n, const char *name, npy_info_t *info,
-                       nn_error_t *err)
+static bool parse_dict(const char *h, size_t n, const char *name, npy_info_t *info, nn_error_t *err)
 {
     lexer_t lx = {h, h + n};
     bool have_descr = false, have_order = false, have_shape = false;
@@ -195,7 +186,8 @@ static bool parse_dict(const char *h, size_t n, const char *name, npy_info_t *in
         const char *key;
         size_t klen;
         if (!lex_string(&lx, &key, &klen) || !take(&lx, ':'))
-            return fail(err, name, "has a .npy header dict that cannot be parsed (at byte %zu): " FIX_SAVE,
+            return fail(err, name,
+                        "has a .npy header dict that cannot be parsed (at byte %zu): " FIX_SAVE,
                         (size_t)(lx.p - h));
         if (klen == 5 && memcmp(key, "descr", 5) == 0) {
             const char *d;
@@ -204,24 +196,28 @@ static bool parse_dict(const char *h, size_t n, const char *name, npy_info_t *in
                 return fail(err, name, "has 'descr' twice in its .npy header: " FIX_SAVE);
             skip_space(&lx);
             if (lx.p < lx.end && *lx.p == '[')
-                return fail(err, name, "is a structured array (its 'descr' is a list of fields); "
-                                       "a mean must be a plain array of numbers: " FIX_SAVE);
+                return fail(err, name,
+                            "is a structured array (its 'descr' is a list of fields); "
+                            "a mean must be a plain array of numbers: " FIX_SAVE);
             if (!lex_string(&lx, &d, &dlen))
                 return fail(err, name, "has a 'descr' that is not a string: " FIX_SAVE);
             const char *problem = parse_descr(d, dlen, info);
             if (problem)
-                return fail(err, name, "has dtype '%.*s', which %s: save it as float32, e.g. "
-                                       "numpy.save(path, mean.astype(numpy.float32))",
+                return fail(err, name,
+                            "has dtype '%.*s', which %s: save it as float32, e.g. "
+                            "numpy.save(path, mean.astype(numpy.float32))",
                             (int)(dlen > 32 ? 32 : dlen), d, problem);
             have_descr = true;
         } else if (klen == 13 && memcmp(key, "fortran_order", 13) == 0) {
             if (have_order)
                 return fail(err, name, "has 'fortran_order' twice in its .npy header: " FIX_SAVE);
             if (lex_word(&lx, "True"))
-                return fail(err, name, "is stored in Fortran (column-major) order; save it in C "
-                                       "order: numpy.save(path, numpy.ascontiguousarray(mean))");
+                return fail(err, name,
+                            "is stored in Fortran (column-major) order; save it in C "
+                            "order: numpy.save(path, numpy.ascontiguousarray(mean))");
             if (!lex_word(&lx, "False"))
-                return fail(err, name, "has a 'fortran_order' that is not True or False: " FIX_SAVE);
+                return fail(err, name,
+                            "has a 'fortran_order' that is not True or False: " FIX_SAVE);
             have_order = true;
         } else if (klen == 5 && memcmp(key, "shape", 5) == 0) {
             if (have_shape)
@@ -234,28 +230,32 @@ static bool parse_dict(const char *h, size_t n, const char *name, npy_info_t *in
                     break;
                 int64_t v;
                 if (!lex_uint(&lx, &v))
-                    return fail(err, name, "has a 'shape' that is not a tuple of non-negative "
-                                           "integers: " FIX_SAVE);
+                    return fail(err, name,
+                                "has a 'shape' that is not a tuple of non-negative "
+                                "integers: " FIX_SAVE);
                 if (nd == NPY_MAX_DIMS)
                     return fail(err, name, "has more than %d dimensions", NPY_MAX_DIMS);
                 info->shape[nd++] = v;
                 if (take(&lx, ')'))
                     break;
                 if (!take(&lx, ','))
-                    return fail(err, name, "has a 'shape' that is not a tuple of non-negative "
-                                           "integers: " FIX_SAVE);
+                    return fail(err, name,
+                                "has a 'shape' that is not a tuple of non-negative "
+                                "integers: " FIX_SAVE);
             }
             info->ndims = nd;
             have_shape = true;
         } else {
-            return fail(err, name, "has an unexpected key '%.*s' in its .npy header (only 'descr', "
-                                   "'fortran_order' and 'shape' are allowed): " FIX_SAVE,
+            return fail(err, name,
+                        "has an unexpected key '%.*s' in its .npy header (only 'descr', "
+                        "'fortran_order' and 'shape' are allowed): " FIX_SAVE,
                         (int)(klen > 32 ? 32 : klen), key);
         }
         if (take(&lx, '}'))
             break;
         if (!take(&lx, ','))
-            return fail(err, name, "has a .npy header dict that cannot be parsed (at byte %zu): " FIX_SAVE,
+            return fail(err, name,
+                        "has a .npy header dict that cannot be parsed (at byte %zu): " FIX_SAVE,
                         (size_t)(lx.p - h));
     }
     skip_space(&lx);
@@ -263,7 +263,9 @@ static bool parse_dict(const char *h, size_t n, const char *name, npy_info_t *in
         return fail(err, name, "has bytes after the dict in its .npy header: " FIX_SAVE);
     if (!have_descr || !have_order || !have_shape)
         return fail(err, name, "has a .npy header without '%s': " FIX_SAVE,
-                    !have_descr ? "descr" : !have_order ? "fortran_order" : "shape");
+                    !have_descr   ? "descr"
+                    : !have_order ? "fortran_order"
+                                  : "shape");
     return true;
 }
 
@@ -288,10 +290,12 @@ bool npy_parse_header(const void *data, size_t len, const char *display_name, np
     const char *name = display_name ? display_name : "mean.npy";
     memset(out, 0, sizeof(*out));
     if (len < 8 || memcmp(b, npy_magic, sizeof(npy_magic)) != 0)
-        return fail(err, name, "is not a NumPy .npy file (it does not start with \\x93NUMPY): " FIX_SAVE);
+        return fail(err, name,
+                    "is not a NumPy .npy file (it does not start with \\x93NUMPY): " FIX_SAVE);
     unsigned major = b[6], minor = b[7];
     if (major < 1 || major > 3 || minor != 0)
-        return fail(err, name, "is in .npy format version %u.%u; NumPy writes 1.0, 2.0 and 3.0: " FIX_SAVE,
+        return fail(err, name,
+                    "is in .npy format version %u.%u; NumPy writes 1.0, 2.0 and 3.0: " FIX_SAVE,
                     major, minor);
     size_t prefix = major == 1 ? 10 : 12;
     if (len < prefix)
@@ -320,11 +324,13 @@ static bool check_data_length(const char *name, const npy_info_t *info, uint64_t
     char shape[256];
     npy_shape_string(info->shape, info->ndims, shape, sizeof(shape));
     if (have < info->data_bytes)
-        return fail(err, name, "holds %" PRIu64 " bytes of data but its header (shape %s, dtype '%s') "
-                               "needs %" PRIu64 ": the file is truncated; upload it again",
+        return fail(err, name,
+                    "holds %" PRIu64 " bytes of data but its header (shape %s, dtype '%s') "
+                    "needs %" PRIu64 ": the file is truncated; upload it again",
                     have, shape, info->descr, info->data_bytes);
-    return fail(err, name, "holds %" PRIu64 " bytes of data but its header (shape %s, dtype '%s') "
-                           "needs only %" PRIu64 ": the file has trailing bytes; " FIX_SAVE,
+    return fail(err, name,
+                "holds %" PRIu64 " bytes of data but its header (shape %s, dtype '%s') "
+                "needs only %" PRIu64 ": the file has trailing bytes; " FIX_SAVE,
                 have, shape, info->descr, info->data_bytes);
 }
 
@@ -341,8 +347,8 @@ bool npy_parse(const void *data, size_t len, const char *display_name, npy_info_
 
 #define FIX_BLOB "the file is damaged or not a Caffe mean; upload the .binaryproto Caffe wrote"
 
-bool npy_parse_blobproto(const void *data, size_t len, const char *display_name,
-                         npy_info_t *out, nn_error_t *err)
+bool npy_parse_blobproto(const void *data, size_t len, const char *display_name, npy_info_t *out,
+                         nn_error_t *err)
 {
     const char *name = display_name ? display_name : "mean.binaryproto";
     memset(out, 0, sizeof(*out));
@@ -439,8 +445,8 @@ bool npy_parse_blobproto(const void *data, size_t len, const char *display_name,
     if (problem)
         return fail(err, name, "is not a valid Caffe BlobProto (%s): " FIX_BLOB, problem);
     if (pe.set || st == PB_ERROR)
-        return fail(err, name, "is not a valid Caffe BlobProto (%s at byte %zu): " FIX_BLOB, pe.message,
-                    pe.offset);
+        return fail(err, name, "is not a valid Caffe BlobProto (%s at byte %zu): " FIX_BLOB,
+                    pe.message, pe.offset);
     if (nfloat && ndouble)
         return fail(err, name, "holds both float and double data: " FIX_BLOB);
     if (!have_shape && have_legacy) {
@@ -459,7 +465,8 @@ bool npy_parse_blobproto(const void *data, size_t len, const char *display_name,
     if (values != out->count) {
         char shape[256];
         npy_shape_string(out->shape, out->ndims, shape, sizeof(shape));
-        return fail(err, name, "holds %" PRIu64 " values but its shape %s needs %" PRIu64 ": " FIX_BLOB,
+        return fail(err, name,
+                    "holds %" PRIu64 " values but its shape %s needs %" PRIu64 ": " FIX_BLOB,
                     values, shape, out->count);
     }
     return true;
@@ -500,8 +507,7 @@ static bool has_suffix(const char *s, const char *suffix)
     return n >= m && strcmp(s + n - m, suffix) == 0;
 }
 
-bool npy_check_file(const char *path, const char *display_name, npy_info_t *out,
-                    nn_error_t *err)
+bool npy_check_file(const char *path, const char *display_name, npy_info_t *out, nn_error_t *err)
 {
     const char *name = display_name ? display_name : path;
     bool blob = has_suffix(name, ".binaryproto") || has_suffix(path, ".binaryproto");
@@ -520,13 +526,15 @@ bool npy_check_file(const char *path, const char *display_name, npy_info_t *out,
     if (blob) {
         if (size > NPY_MAX_BLOBPROTO_BYTES) {
             close(fd);
-            return fail(err, name, "is %" PRIu64 " bytes long, more than the %u bytes a mean file "
-                                   "may have",
+            return fail(err, name,
+                        "is %" PRIu64 " bytes long, more than the %u bytes a mean file "
+                        "may have",
                         size, NPY_MAX_BLOBPROTO_BYTES);
         }
         want = (size_t)size;
     } else {
-        want = size < 12 + (uint64_t)NPY_MAX_HEADER_BYTES ? (size_t)size : 12 + NPY_MAX_HEADER_BYTES;
+        want =
+            size < 12 + (uint64_t)NPY_MAX_HEADER_BYTES ? (size_t)size : 12 + NPY_MAX_HEADER_BYTES;
     }
     unsigned char *buf = malloc(want ? want : 1);
     if (!buf) {

@@ -33,16 +33,16 @@
 
 #include "util/error.h"
 
-#define NPY_MAX_DIMS 32                          /* NumPy's NPY_MAXDIMS (1.x) */
-#define NPY_MAX_HEADER_BYTES (1u << 20)          /* the dict literal */
-#define NPY_MAX_BLOBPROTO_BYTES (256u << 20)     /* a whole .binaryproto */
+#define NPY_MAX_DIMS 32                      /* NumPy's NPY_MAXDIMS (1.x) */
+#define NPY_MAX_HEADER_BYTES (1u << 20)      /* the dict literal */
+#define NPY_MAX_BLOBPROTO_BYTES (256u << 20) /* a whole .binaryproto */
 
 typedef struct npy_info {
-    char byte_order;  /* '<' little, '>' big, '|' not applicable */
-    char kind;        /* 'b' bool, 'i' int, 'u' unsigned, 'f' float, 'c' complex */
-    size_t itemsize;  /* bytes per element (1, 2, 4, 8 or 16) */
-    char descr[8];    /* normalized, e.g. "<f4", "|u1" */
-    size_t ndims;     /* 0 for a scalar */
+    char byte_order; /* '<' little, '>' big, '|' not applicable */
+    char kind;       /* 'b' bool, 'i' int, 'u' unsigned, 'f' float, 'c' complex */
+    size_t itemsize; /* bytes per element (1, 2, 4, 8 or 16) */
+    char descr[8];   /* normalized, e.g. "<f4", "|u1" */
+    size_t ndims;    /* 0 for a scalar */
     int64_t shape[NPY_MAX_DIMS];
     uint64_t count;       /* product of shape (1 for a scalar) */
     uint64_t data_offset; /* where the data starts in the file */
@@ -64,14 +64,14 @@ bool npy_parse(const void *data, size_t len, const char *display_name, npy_info_
 /* A Caffe BlobProto (.binaryproto) in memory.  out->kind is 'f', itemsize
  * 4 (float data) or 8 (double data), byte_order '<'; data_offset 0 and
  * data_bytes count * itemsize (the values themselves are not located). */
-bool npy_parse_blobproto(const void *data, size_t len, const char *display_name,
-                         npy_info_t *out, nn_error_t *err) __attribute__((warn_unused_result));
+bool npy_parse_blobproto(const void *data, size_t len, const char *display_name, npy_info_t *out,
+                         nn_error_t *err) __attribute__((warn_unused_result));
 
 /* Reads the mean file at path: a .binaryproto when display_name (or path)
  * ends in ".binaryproto", a .npy otherwise.  A .npy is not read whole: only
  * its header, and its size is compared with what the header needs. */
-bool npy_check_file(const char *path, const char *display_name, npy_info_t *out,
-                    nn_error_t *err) __attribute__((warn_unused_result));
+bool npy_check_file(const char *path, const char *display_name, npy_info_t *out, nn_error_t *err)
+    __attribute__((warn_unused_result));
 
 typedef enum {
     NPY_MEAN_NO_FIT = 0,

@@ -4,6 +4,38 @@
 #include <stdio.h>
 #include <string.h>
 
+/* Messages carry user text (file names, tensor names): once formatted into
+ * a fixed buffer, a cut may split a UTF-8 character and user bytes may not
+ * be UTF-8 at all.  This replaces every invalid or cut sequence with '?' so
+ * the JSON error body is always valid. */
+static void utf8_sanitize(char *s)
+{
+    unsigned char *p = (unsigned char *)s;
+    while (*p) {
+        unsigned char c = *p;
+        size_t n = c < 0x80 ? 1 : (c & 0xe0) == 0xc0 ? 2 : (c & 0xf0) == 0xe0 ? 3
+                             : (c & 0xf8) == 0xf0 ? 4 : 0;
+        bool ok = n > 0;
+        for (size_t i = 1; ok && i < n; i++)
+            ok = (p[i] & 0xc0) == 0x80;
+        if (ok && n == 2)
+            ok = c >= 0xc2;
+        if (ok && n == 3) {
+            unsigned cp = ((c & 0x0fu) << 12) | ((p[1] & 0x3fu) << 6) | (p[2] & 0x3fu);
+            ok = cp >= 0x800 && (cp < 0xd800 || cp > 0xdfff);
+        }
+        if (ok && n == 4) {
+            unsigned cp = ((c & 0x07u) << 18) | ((p[1] & 0x3fu) << 12);
+            ok = cp >= 0x10000 && cp <= 0x10ffff;
+        }
+        if (!ok) {
+            *p++ = '?';
+            continue;
+        }
+        p += n;
+    }
+}
+
 void nn_error_init(nn_error_t *err)
 {
     err->status = 0;
@@ -29,6 +61,7 @@ bool nn_error_set(nn_error_t *err, int status, const char *code, const char *fmt
     va_start(ap, fmt);
     vsnprintf(err->message, sizeof(err->message), fmt, ap);
     va_end(ap);
+    utf8_sanitize(err->message);
     return false;
 }
 
@@ -47,6 +80,7 @@ bool nn_error_field(nn_error_t *err, const char *path, const char *fmt, ...)
         err->status = 400;
         err->code = "validation_error";
         snprintf(err->message, sizeof(err->message), "%s %s", path, msg);
+        utf8_sanitize(err->message);
     }
     for (size_t i = 0; i < err->nfields; i++)
         if (strcmp(err->fields[i].path, path) == 0)
@@ -58,6 +92,8 @@ bool nn_error_field(nn_error_t *err, const char *path, const char *fmt, ...)
     nn_field_error_t *f = &err->fields[err->nfields++];
     snprintf(f->path, sizeof(f->path), "%s", path);
     snprintf(f->message, sizeof(f->message), "%s", msg);
+    utf8_sanitize(f->path);
+    utf8_sanitize(f->message);
     return false;
 }
 

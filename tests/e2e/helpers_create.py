@@ -6,8 +6,6 @@ Only the standard library and Debian's python3-requests are used.
 """
 
 import copy
-import json
-import os
 import re
 import struct
 import uuid
@@ -241,13 +239,6 @@ def file_parts(files):
     return [(part, value[1], value[0], "application/octet-stream")
             for part, value in files.items()]
 
-
-def json_dumps(obj):
-    return json.dumps(obj, separators=(",", ":"))
-
-
-def env_has(name):
-    return os.environ.get(name) == "1"
 
 
 def npy_bytes(shape=(3,), value=0.5):

@@ -114,6 +114,30 @@ static void test_error_first_wins_and_fields_accumulate(void **state)
     assert_true(err.fields_truncated);
 }
 
+static void test_error_text_stays_utf8(void **state)
+{
+    (void)state;
+    nn_error_t err;
+    nn_error_init(&err);
+    char name[2000];
+    /* 'é' is two bytes: 1000 of them overflow the message buffer mid-character. */
+    for (size_t i = 0; i < 1000; i++) {
+        name[2 * i] = (char)0xc3;
+        name[2 * i + 1] = (char)0xa9;
+    }
+    name[1999] = '\0'; /* a cut character at the end too */
+    nn_error_set(&err, 400, "x", "file \"%s\" \xff is bad", name);
+    for (const unsigned char *p = (const unsigned char *)err.message; *p; p++)
+        if (*p >= 0x80) {
+            assert_true(p[0] == 0xc3 && p[1] == 0xa9);
+            p++;
+        }
+    nn_error_init(&err);
+    nn_error_field(&err, "a\xc3", "bad \xe9 value");
+    assert_string_equal(err.fields[0].path, "a?");
+    assert_string_equal(err.fields[0].message, "bad ? value");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -122,6 +146,7 @@ int main(void)
         cmocka_unit_test(test_strings_and_printf),
         cmocka_unit_test(test_buf_grows),
         cmocka_unit_test(test_error_first_wins_and_fields_accumulate),
+        cmocka_unit_test(test_error_text_stays_utf8),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

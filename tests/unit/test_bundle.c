@@ -169,21 +169,29 @@ typedef struct want_model {
 
 /* From tests/fixtures/models/README.md. */
 static const want_model_t fixtures[] = {
-    {"half_plus_two_cpu", true, 5,
+    {"half_plus_two_cpu",
+     true,
+     5,
      {{"a", 1, 0, {0}, 0, 4},
       {"a2", 1, 0, {0}, 4, 4},
       {"b", 1, 0, {0}, 8, 4},
       {"c", 1, 0, {0}, 12, 4},
       {"c2", 1, 0, {0}, 16, 4}}},
-    {"half_plus_three", false, 3,
+    {"half_plus_three",
+     false,
+     3,
      {{"a", 1, 0, {0}, 0, 4}, {"b", 1, 0, {0}, 4, 4}, {"c", 1, 0, {0}, 8, 4}}},
     {"counter", false, 1, {{"counter", 1, 0, {0}, 0, 4}}},
-    {"half_plus_two_tf2_cpu", true, 4,
+    {"half_plus_two_tf2_cpu",
+     true,
+     4,
      {{"_CHECKPOINTABLE_OBJECT_GRAPH", 7, 0, {0}, 12, 619},
       {"a/.ATTRIBUTES/VARIABLE_VALUE", 1, 0, {0}, 0, 4},
       {"b/.ATTRIBUTES/VARIABLE_VALUE", 1, 0, {0}, 4, 4},
       {"c/.ATTRIBUTES/VARIABLE_VALUE", 1, 0, {0}, 8, 4}}},
-    {"half_plus_two_mkl", false, 9,
+    {"half_plus_two_mkl",
+     false,
+     9,
      {{"a", 1, 0, {0}, 0, 4},
       {"b", 1, 0, {0}, 4, 4},
       {"c", 1, 0, {0}, 8, 4},
@@ -301,7 +309,8 @@ static void test_fixtures_every_flip_fails(void **state)
                 nn_error_t err;
                 bool ok = parse_bytes(a, copy, len, &idx, &err);
                 if (pos < len - 48 && ok)
-                    fail_msg("%s: flipping bit %d of byte %zu went unnoticed", all_models[m], bit, pos);
+                    fail_msg("%s: flipping bit %d of byte %zu went unnoticed", all_models[m], bit,
+                             pos);
                 if (!ok)
                     assert_int_equal(err.status, 400);
                 arena_destroy(a);
@@ -388,7 +397,8 @@ static void test_damaged_shard_messages(void **state)
     data[5] ^= 0x01;
     const char *paths[1] = {spill("flip.data", data, len)};
     assert_false(bundle_check_shards(&idx, paths, NULL, 1, NULL, &err));
-    assert_invalid(&err, "variable \"a2\" in " DATA_NAME " (offset 4, 4 bytes) fails its CRC-32C check");
+    assert_invalid(&err,
+                   "variable \"a2\" in " DATA_NAME " (offset 4, 4 bytes) fails its CRC-32C check");
     data[5] ^= 0x01;
 
     /* Display names given by the caller appear in the message. */
@@ -639,7 +649,8 @@ static void block_contents(bytes_t *out, kv_t *const *kvs, size_t n, int restart
         put_varint(out, shared);
         put_varint(out, k->len - shared);
         put_varint(out, kvs[i]->value.len);
-        put(out, k->p + shared, k->len - shared);
+        if (k->len > shared)
+            put(out, k->p + shared, k->len - shared);
         put(out, kvs[i]->value.p, kvs[i]->value.len);
         prev = k;
     }
@@ -661,8 +672,8 @@ static void write_block(bytes_t *file, const bytes_t *contents, int type, uint64
         assert_non_null(stored.p);
         stored.cap = max + 1;
         stored.len = max;
-        assert_int_equal(snappy_compress((const char *)contents->p, contents->len,
-                                         (char *)stored.p, &stored.len),
+        assert_int_equal(snappy_compress((const char *)contents->p, contents->len, (char *)stored.p,
+                                         &stored.len),
                          SNAPPY_OK);
     } else {
         put(&stored, contents->p, contents->len);
@@ -771,7 +782,7 @@ static void test_built_tables_parse(void **state)
     kv_t kvs[1001];
     for (size_t s = 0; s < sizeof(shapes) / sizeof(shapes[0]); s++) {
         size_t n = float_table_kvs(kvs, names, 1000);
-        table_spec_t t = {kvs, n, shapes[s].per_block, shapes[s].restart, shapes[s].compression,
+        table_spec_t t = {kvs,  n,   shapes[s].per_block, shapes[s].restart, shapes[s].compression,
                           NULL, NULL};
         bytes_t file = {0};
         build_table(&file, &t);
@@ -800,9 +811,10 @@ static void test_built_tables_parse(void **state)
 }
 
 /* One malformed table: its kvs (header included), and the message. */
-static void expect_table_error(kv_t *kvs, size_t n, const char *needle)
+static void expect_table_error_ex(kv_t *kvs, size_t n, void (*mutate_index)(bytes_t *),
+                                  const char *needle)
 {
-    table_spec_t t = {kvs, n, 0, 16, 0, NULL, NULL};
+    table_spec_t t = {kvs, n, 0, 16, 0, NULL, mutate_index};
     bytes_t file = {0};
     build_table(&file, &t);
     arena_t *a = arena_create(0);
@@ -814,6 +826,17 @@ static void expect_table_error(kv_t *kvs, size_t n, const char *needle)
     arena_destroy(a);
     free(file.p);
     kv_free(kvs, n);
+}
+
+static void expect_table_error(kv_t *kvs, size_t n, const char *needle)
+{
+    expect_table_error_ex(kvs, n, NULL, needle);
+}
+
+/* Sets the (single, one-byte) index key to "z", past every data key. */
+static void mut_index_key_z(bytes_t *c)
+{
+    c->p[3] = 'z';
 }
 
 static void test_built_entry_errors(void **state)
@@ -829,8 +852,9 @@ static void test_built_entry_errors(void **state)
         {{.dtype = 1, .ndims = 1, .dims = {-1}, .size = 4}, "unknown (negative) size"},
         {{.dtype = 0, .size = 4}, "entry \"x\" has data type 0"},
         {{.dtype = 101, .size = 4}, "data type 101"},
-        {{.dtype = 1, .shard = 1, .size = 4}, "entry \"x\" is in shard 1 but the header says the "
-                                              "checkpoint has 1 shard"},
+        {{.dtype = 1, .shard = 1, .size = 4},
+         "entry \"x\" is in shard 1 but the header says the "
+         "checkpoint has 1 shard"},
         {{.dtype = 1, .shard = -1, .size = 4}, "is in shard -1"},
         {{.dtype = 1, .offset = -4, .size = 4}, "negative offset or size"},
         {{.dtype = 7, .ndims = 1, .dims = {10}, .size = 5}, "too few for 10 strings"},
@@ -889,7 +913,7 @@ static void test_built_entry_errors(void **state)
     entry_proto(&kvs[1].value, &fl);
     kv_set_key(&kvs[2], "a");
     entry_proto(&kvs[2].value, &fl);
-    expect_table_error(kvs, 3, "keys are out of order at \"a\"");
+    expect_table_error_ex(kvs, 3, mut_index_key_z, "keys are out of order at \"a\"");
 
     memset(kvs, 0, sizeof(kvs));
     header_proto(&kvs[0].value, 1, 0, 1, 0);
@@ -1054,11 +1078,15 @@ static void test_built_block_errors(void **state)
     expect_block_error(mut_restart_count_zero, NULL, 16, "no restart points");
     expect_block_error(mut_restart_inside_entry, NULL, 2, "restart point inside an entry");
     expect_block_error(mut_restart_past_entries, NULL, 2, "restart point past the entries");
-    expect_block_error(mut_restarts_descending, NULL, 2, "restart points are not in ascending order");
-    expect_block_error(mut_first_restart_not_zero, NULL, 2, "first restart point is not at the first entry");
+    expect_block_error(mut_restarts_descending, NULL, 2,
+                       "restart points are not in ascending order");
+    expect_block_error(mut_first_restart_not_zero, NULL, 2,
+                       "first restart point is not at the first entry");
     expect_block_error(mut_entry_too_long, NULL, 16, "entry longer than the block");
-    expect_block_error(mut_shared_too_long, NULL, 16, "shares more key bytes than the previous key has");
-    expect_block_error(mut_shared_at_restart, NULL, 16, "entry at a restart point shares a key prefix");
+    expect_block_error(mut_shared_too_long, NULL, 16,
+                       "shares more key bytes than the previous key has");
+    expect_block_error(mut_shared_at_restart, NULL, 16,
+                       "entry at a restart point shares a key prefix");
     expect_block_error(mut_tiny_block, NULL, 16, "shorter than its restart count");
     expect_block_error(NULL, mut_index_key_small, 16, "a key sorts after the block's index key");
     /* Each message says which block, and what to do. */
@@ -1183,7 +1211,9 @@ static void test_built_string_variant_shards(void **state)
 
     /* shard 1: "v" variant[2] at 0: (varint len, bytes, masked running crc)* */
     crc = 0;
-    static const char *const elems[] = {"\x0a\x03" "abc", ""};
+    static const char *const elems[] = {"\x0a\x03"
+                                        "abc",
+                                        ""};
     for (int i = 0; i < 2; i++) {
         uint64_t l = strlen(elems[i]);
         put_varint(&shard1, l);
@@ -1206,8 +1236,13 @@ static void test_built_string_variant_shards(void **state)
     memset(kvs, 0, sizeof(kvs));
     header_proto(&kvs[0].value, 2, 0, 1, 0);
     kv_set_key(&kvs[1], "e");
-    entry_spec_t e_e = {.dtype = 7, .ndims = 1, .dims = {0}, .shard = 1, .offset = (int64_t)e_off,
-                        .size = 4, .crc = e_crc};
+    entry_spec_t e_e = {.dtype = 7,
+                        .ndims = 1,
+                        .dims = {0},
+                        .shard = 1,
+                        .offset = (int64_t)e_off,
+                        .size = 4,
+                        .crc = e_crc};
     entry_proto(&kvs[1].value, &e_e);
     kv_set_key(&kvs[2], "f");
     entry_spec_t e_f = {.dtype = 1, .ndims = 1, .dims = {2}, .size = 8, .crc = f_crc};
@@ -1216,12 +1251,16 @@ static void test_built_string_variant_shards(void **state)
     entry_spec_t e_p = {.dtype = 1, .ndims = 2, .dims = {4, 4}, .nslices = 2}; /* partitioned */
     entry_proto(&kvs[3].value, &e_p);
     kv_set_key(&kvs[4], "s");
-    entry_spec_t e_s = {.dtype = 7, .ndims = 1, .dims = {3}, .offset = (int64_t)s_off,
-                        .size = (int64_t)s_size, .crc = s_crc};
+    entry_spec_t e_s = {.dtype = 7,
+                        .ndims = 1,
+                        .dims = {3},
+                        .offset = (int64_t)s_off,
+                        .size = (int64_t)s_size,
+                        .crc = s_crc};
     entry_proto(&kvs[4].value, &e_s);
     kv_set_key(&kvs[5], "v");
-    entry_spec_t e_v = {.dtype = 21, .ndims = 1, .dims = {2}, .shard = 1, .size = (int64_t)v_size,
-                        .crc = v_crc};
+    entry_spec_t e_v = {
+        .dtype = 21, .ndims = 1, .dims = {2}, .shard = 1, .size = (int64_t)v_size, .crc = v_crc};
     entry_proto(&kvs[5].value, &e_v);
     table_spec_t t = {kvs, 6, 2, 1, 1, NULL, NULL};
     bytes_t file = {0};
@@ -1269,7 +1308,7 @@ static void test_built_string_variant_shards(void **state)
     paths[1] = spill("b.data-00001-of-00002", shard1.p, shard1.len);
     nn_error_init(&err);
     assert_false(bundle_check_shards(&idx, paths, NULL, 2, NULL, &err));
-    assert_invalid(&err, "variable \"v\" in variables.data-00001-of-00002 (offset 0, 14 bytes) is "
+    assert_invalid(&err, "variable \"v\" in variables.data-00001-of-00002 (offset 0, 15 bytes) is "
                          "damaged: the checksum of one of its elements does not match");
     shard1.p[5] ^= 1;
     shard1.p[3] ^= 1;
@@ -1311,11 +1350,18 @@ static void test_built_large_shard(void **state)
     memset(kvs, 0, sizeof(kvs));
     header_proto(&kvs[0].value, 1, 0, 1, 0);
     kv_set_key(&kvs[1], "big");
-    entry_spec_t eb = {.dtype = 4, .ndims = 1, .dims = {(int64_t)big}, .size = (int64_t)big,
+    entry_spec_t eb = {.dtype = 4,
+                       .ndims = 1,
+                       .dims = {(int64_t)big},
+                       .size = (int64_t)big,
                        .crc = crc32c_mask(crc32c_value(data, big))};
     entry_proto(&kvs[1].value, &eb);
     kv_set_key(&kvs[2], "tail");
-    entry_spec_t et = {.dtype = 1, .ndims = 1, .dims = {2}, .offset = (int64_t)big, .size = 8,
+    entry_spec_t et = {.dtype = 1,
+                       .ndims = 1,
+                       .dims = {2},
+                       .offset = (int64_t)big,
+                       .size = 8,
                        .crc = crc32c_mask(crc32c_value(data + big, 8))};
     entry_proto(&kvs[2].value, &et);
     table_spec_t t = {kvs, 3, 0, 16, 0, NULL, NULL};
@@ -1399,7 +1445,8 @@ static void test_mutations_never_crash(void **state)
                 x = x * 1103515245u + 12345u;
                 size_t pos = (x >> 8) % dsize;
                 x = x * 1103515245u + 12345u;
-                copy[pos] = (x >> 20) & 1 ? (unsigned char)(x >> 8) : copy[pos] ^ (unsigned char)(1u << ((x >> 9) % 8));
+                copy[pos] = (x >> 20) & 1 ? (unsigned char)(x >> 8)
+                                          : copy[pos] ^ (unsigned char)(1u << ((x >> 9) % 8));
             }
             uint32_t crc = crc32c_mask(crc32c_value(copy, dsize + 1));
             memcpy(copy + dsize + 1, &crc, 4);
