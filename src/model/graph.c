@@ -1762,9 +1762,16 @@ const graph_node_t *graph_find_tensor(const graph_summary_t *graph, const char *
 
 size_t graph_input_candidates(const graph_summary_t *graph, const char **out, size_t max)
 {
+    /* For "inputs the graph has" messages: the checkpoint saver's own
+     * placeholders (save/Const, save/filename) are listed last, so that
+     * the real inputs are not pushed out of a short list. */
     size_t n = 0;
-    for (size_t i = 0; i < graph->ninput_candidates && n < max; i++)
-        out[n++] = graph->input_candidates[i].name;
+    for (int pass = 0; pass < 2; pass++)
+        for (size_t i = 0; i < graph->ninput_candidates && n < max; i++) {
+            bool saver = strncmp(graph->input_candidates[i].name, "save/", 5) == 0;
+            if (saver == (pass == 1))
+                out[n++] = graph->input_candidates[i].name;
+        }
     return n;
 }
 

@@ -913,8 +913,11 @@ static bool mismatch(nn_error_t *err, file_kind_t kind, const char *name, const 
     bool has_detail = d && d->text[0];
     const char *lparen = has_detail ? " (" : "", *detail = has_detail ? d->text : "",
                *rparen = has_detail ? ")" : "";
+    /* A file that is what its name says but is damaged inside: for a
+     * graph that is an invalid graph (docs/api.md), not a mix-up. */
     if (own_family(kind, v->family))
-        return nn_error_set(err, 400, "file_type_mismatch",
+        return nn_error_set(err, 400,
+                            kind == FILE_KIND_SAVED_MODEL_PB ? "invalid_graph" : "file_type_mismatch",
                             "file \"%.200s\" is not a valid %s%s%s%s; %s", name,
                             kind_texts[kind].noun, lparen, detail, rparen, fix);
     return nn_error_set(err, 400, "file_type_mismatch",

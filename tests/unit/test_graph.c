@@ -135,7 +135,7 @@ static const fixture_t fixtures[] = {
      "ParseExample=1 Placeholder=1 PlaceholderWithDefault=2 Reshape=1 RestoreV2=1 SaveV2=1 "
      "ShardedFilename=1 StringJoin=1 VariableV2=6",
      "", sigs_half_plus_two, N(sigs_half_plus_two),
-     "tf_example:0,save/filename:0,save/Const:0,x2:0,x:0", "x"},
+     "tf_example:0,x2:0,x:0,save/filename:0,save/Const:0", "x"},
     {"half_plus_three", "saved_model.pb", GRAPH_FORMAT_BINARY, 60, 0, 0, "1.0.0-rc2",
      "v1.0.0-rc1-102-g1536a84-dirty", 21,
      "Add=2 Assign=8 Const=21 Identity=8 MergeV2Checkpoints=1 Mul=2 NoOp=4 Pack=1 ParseExample=1 "
@@ -165,7 +165,7 @@ static const fixture_t fixtures[] = {
      "ShardedFilename=1 StridedSlice=3 StringJoin=1 Sub=3 VarHandleOp=6 VarIsInitializedOp=6 "
      "VariableV2=4",
      "", sigs_half_plus_two_mkl, N(sigs_half_plus_two_mkl),
-     "tf_example:0,save/filename:0,save/Const:0,x2:0,x:0", "x"},
+     "tf_example:0,x2:0,x:0,save/filename:0,save/Const:0", "x"},
     {"matrix_half_plus_two", "saved_model.pb", GRAPH_FORMAT_BINARY, 6, 0, 0, "1.2.0-rc2", "unknown",
      24, "Add=1 Const=2 Mul=1 NoOp=1 Placeholder=1", "", sigs_matrix, N(sigs_matrix), "x:0", "x"},
     {"half_plus_two_pbtxt", "saved_model.pbtxt", GRAPH_FORMAT_TEXT, 60, 0, 0, "0.12.head",
@@ -500,7 +500,8 @@ static void test_fixtures_tensor_lookup_and_candidates(void **state)
         assert_null(graph_find_tensor(&g, ":0"));
         assert_null(graph_find_tensor(&g, NULL));
 
-        /* Placeholders first (as name:0), then signature inputs. */
+        /* Placeholders first (as name:0), then signature inputs; the
+         * checkpoint saver's own placeholders last. */
         const char *cands[GRAPH_CANDIDATES_MAX];
         size_t n = graph_input_candidates(&g, cands, GRAPH_CANDIDATES_MAX);
         char joined[1024] = "";
