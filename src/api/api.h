@@ -34,6 +34,8 @@ bool api_networks_graph(nn_request_t *req);
 bool api_tasks_get(nn_request_t *req);
 bool api_tasks_list(nn_request_t *req);
 bool api_health(nn_request_t *req);
+/* Prometheus text format; never fails because the database is away. */
+bool api_metrics(nn_request_t *req);
 
 /* Shared by handlers: page parameters and links (api/pages.c). */
 typedef struct api_page {

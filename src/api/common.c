@@ -21,6 +21,8 @@ const route_t api_routes[] = {
     {"GET", "/networks/{}/graph", api_networks_graph, ROUTE_AUTH},
     {"GET", "/tasks", api_tasks_list, ROUTE_AUTH},
     {"GET", "/tasks/{}", api_tasks_get, ROUTE_AUTH},
+    /* No key: nginx serves it to loopback only (nginx/nnreg.conf.in). */
+    {"GET", "/metrics", api_metrics, 0},
 };
 const size_t api_nroutes = sizeof(api_routes) / sizeof(api_routes[0]);
 

@@ -114,6 +114,35 @@ const db_statement_t api_statements[] = {
      "(SELECT t FROM tasks t WHERE t.id = ANY($1::bigint[]) AND " VISIBLE_TASK
      " ORDER BY t.id LIMIT $3 OFFSET $4) s), '[]'::json)::text",
      4},
+
+    /* GET /metrics, one round trip over every organization's tasks.  Rows
+     * (section, kind, status, bucket, count, seconds):
+     *   tasks           count by kind and status
+     *   deploy          finished deploy tasks by final status and duration
+     *                   bucket (creation to last update), count and sum of
+     *                   seconds; $1 the increasing upper bounds, the bucket
+     *                   the index of the first bound >= the duration (a
+     *                   duration equal to a bound belongs to it, as
+     *                   Prometheus' le says; width_bucket alone would put it
+     *                   in the next one), the length of $1 when above all
+     *   oldest_pending  the age of the oldest pending task in seconds
+     *                   (NULL when none) */
+    {"metrics_tasks",
+     "SELECT 'tasks', kind, status, NULL::integer, count(*), NULL::float8 "
+     "FROM tasks GROUP BY kind, status "
+     "UNION ALL "
+     "SELECT 'deploy', 'deploy', d.status, d.bucket, count(*), sum(d.secs) FROM "
+     "(SELECT f.status, f.secs, "
+     "width_bucket(f.secs, $1::float8[]) - (f.secs = ANY($1::float8[]))::integer AS bucket "
+     "FROM (SELECT status, extract(epoch FROM update_date - create_date)::float8 AS secs "
+     "FROM tasks WHERE kind = 'deploy' AND status <> 'pending') f) d "
+     "GROUP BY d.status, d.bucket "
+     "UNION ALL "
+     "SELECT 'oldest_pending', NULL, NULL, NULL, count(*), "
+     "extract(epoch FROM clock_timestamp() - min(create_date))::float8 "
+     "FROM tasks WHERE status = 'pending' "
+     "ORDER BY 1, 2, 3, 4",
+     1},
 };
 
 const size_t api_nstatements = sizeof(api_statements) / sizeof(api_statements[0]);

@@ -1,5 +1,6 @@
 #include "deploy/check.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,8 @@ typedef struct run {
     jv_t *checks;
     const char **blob_paths; /* per file */
     graph_summary_t graph;
+    deploy_progress_fn progress; /* extends the lease; false: claim lost */
+    void *progress_ctx;
     bool oom;
 } run_t;
 
@@ -72,6 +75,9 @@ static bool check_blobs(run_t *r)
     uint64_t bytes = 0;
     for (size_t i = 0; i < r->job->nfiles; i++) {
         const deploy_file_t *f = &r->job->files[i];
+        /* Hashing big files takes a while: extend the lease between them. */
+        if (i > 0 && r->progress && !r->progress(r->progress_ctx))
+            return nn_error_set(r->err, 409, "lease_lost", "another deployer took over this task");
         const char *path = blob_path(r->arena, r->config->data_dir, f->sha256);
         if (!path)
             return nn_error_oom(r->err);
@@ -320,7 +326,11 @@ static bool materialize(run_t *r, const char **detail)
     if (!layout_install(r->arena, r->config->deploy_dir, r->job->network_id, files, n, r->err) ||
         !layout_write_config(r->arena, r->config->deploy_dir, r->err))
         return false;
-    char *path = arena_printf(r->arena, "%s/%lld", r->config->deploy_dir, r->job->network_id);
+    /* The absolute path, as models.config has it (the setting may be
+     * relative to the deployer's working directory). */
+    char abs_dir[PATH_MAX];
+    const char *dir = realpath(r->config->deploy_dir, abs_dir) ? abs_dir : r->config->deploy_dir;
+    char *path = arena_printf(r->arena, "%s/%lld", dir, r->job->network_id);
     put(r, r->report, "deploy_path", jv_cstring(r->arena, path ? path : ""));
     *detail = path;
     return true;
@@ -329,7 +339,8 @@ static bool materialize(run_t *r, const char **detail)
 bool deploy_run(arena_t *arena, const nn_config_t *config, const deploy_job_t *job,
                 deploy_progress_fn progress, void *progress_ctx, jv_t **report, nn_error_t *err)
 {
-    run_t r = {.arena = arena, .config = config, .job = job, .err = err};
+    run_t r = {.arena = arena, .config = config, .job = job, .err = err, .progress = progress,
+               .progress_ctx = progress_ctx};
     double started = now_ms();
     r.report = jv_object(arena);
     r.checks = jv_array(arena);

@@ -22,6 +22,12 @@
 #define CHANNEL_DEPLOY "nnreg_deploy"
 #define CHANNEL_UNDEPLOY "nnreg_undeploy"
 
+/* What an interrupted install left in the deploy directory is removed once
+ * this old (an install at work on another host is younger), after every
+ * (re)connect and then this often. */
+#define SWEEP_AGE_SECONDS 3600
+#define SWEEP_EVERY_SECONDS 3600
+
 /* The statements of the work connection.  A claim takes the oldest pending
  * task whose lease is free or expired; the owner/attempts pair then guards
  * every later write, so a deployer that lost its claim (it stalled past
@@ -64,6 +70,7 @@ typedef struct deployer {
     PGconn *listen;
     char owner[160];
     bool need_reconcile;
+    time_t last_sweep;
 } deployer_t;
 
 typedef struct claim {
@@ -72,18 +79,38 @@ typedef struct claim {
     char task_id[24];
     char attempts[16];
     char lease[16];
+    double extended_at; /* monotonic seconds of the claim or last extension */
 } claim_t;
 
+static double monotonic_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Called between checks.  The lease is extended once a third of it has
+ * gone by (a small network is deployed without a single extension, which
+ * would each cost a commit); a claim can only have been lost after the
+ * whole lease went by, so the check below still notices every loss. */
 static bool extend_lease(void *ctx)
 {
     claim_t *c = ctx;
+    double now = monotonic_seconds();
+    if (now - c->extended_at < (double)c->d->config->deploy_lease_seconds / 3.0)
+        return true;
     nn_error_t err;
     nn_error_init(&err);
     const char *params[] = {c->task_id, c->d->owner, c->attempts, c->lease};
     PGresult *res = db_exec(c->d->db, c->arena, "extend", 4, params, NULL, &err);
     /* A database hiccup is not a lost claim: keep working, the final
      * write is guarded anyway. */
-    return !res || PQntuples(res) == 1;
+    if (!res)
+        return true;
+    if (PQntuples(res) != 1)
+        return false;
+    c->extended_at = now;
+    return true;
 }
 
 static void finish(claim_t *c, const char *status, const char *error, const jv_t *report)
@@ -144,6 +171,7 @@ static bool deploy_one(deployer_t *d)
     nn_error_t err;
     nn_error_init(&err);
     const char *params[] = {d->owner, c.lease};
+    c.extended_at = monotonic_seconds();
     PGresult *res = db_exec(d->db, arena, "claim", 2, params, NULL, &err);
     if (!res || PQntuples(res) != 1) {
         if (!res)
@@ -195,6 +223,8 @@ static bool deploy_one(deployer_t *d)
  * notification was missed). */
 static void reconcile(deployer_t *d)
 {
+    layout_sweep(d->config->deploy_dir, SWEEP_AGE_SECONDS);
+    d->last_sweep = time(NULL);
     arena_t *arena = arena_create(0);
     if (!arena)
         return;
@@ -250,6 +280,37 @@ static void undeploy(deployer_t *d, const char *payload)
     arena_destroy(arena);
 }
 
+/* libpq's messages span lines ("...\n\tThis probably means..."): one log
+ * line per event, so newlines and tabs become spaces and the end is
+ * trimmed. */
+static const char *one_line(char *buf, size_t size, const char *msg)
+{
+    size_t n = 0;
+    bool space = false;
+    for (const char *p = msg ? msg : ""; *p && n + 1 < size; p++) {
+        bool ws = *p == '\n' || *p == '\t' || *p == '\r' || *p == ' ';
+        if (ws) {
+            space = n > 0;
+            continue;
+        }
+        if (space && n + 2 < size)
+            buf[n++] = ' ';
+        space = false;
+        buf[n++] = *p;
+    }
+    buf[n] = '\0';
+    return buf;
+}
+
+/* The server's notices on the LISTEN connection (its FATAL before it
+ * closes the connection, for one) go to the log, not raw to stderr. */
+static void listen_notice(void *arg, const char *message)
+{
+    (void)arg;
+    char line[512];
+    log_warn("listen connection: %s", one_line(line, sizeof(line), message));
+}
+
 static bool listen_connect(deployer_t *d)
 {
     if (d->listen && PQstatus(d->listen) == CONNECTION_OK)
@@ -257,19 +318,22 @@ static bool listen_connect(deployer_t *d)
     if (d->listen)
         PQfinish(d->listen);
     d->listen = PQconnectdb(d->config->database_url);
+    char why[512];
     if (!d->listen || PQstatus(d->listen) != CONNECTION_OK) {
         log_warn("listen connection failed: %s",
-                 d->listen ? PQerrorMessage(d->listen) : "out of memory");
+                 d->listen ? one_line(why, sizeof(why), PQerrorMessage(d->listen))
+                           : "out of memory");
         if (d->listen)
             PQfinish(d->listen);
         d->listen = NULL;
         return false;
     }
+    PQsetNoticeProcessor(d->listen, listen_notice, NULL);
     PGresult *res = PQexec(d->listen, "LISTEN " CHANNEL_DEPLOY "; LISTEN " CHANNEL_UNDEPLOY);
     bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
     PQclear(res);
     if (!ok) {
-        log_warn("LISTEN failed: %s", PQerrorMessage(d->listen));
+        log_warn("LISTEN failed: %s", one_line(why, sizeof(why), PQerrorMessage(d->listen)));
         PQfinish(d->listen);
         d->listen = NULL;
         return false;
@@ -296,7 +360,9 @@ static void wait_for_work(deployer_t *d)
     if (n < 0)
         return; /* a signal */
     if (!PQconsumeInput(d->listen)) {
-        log_warn("listen connection lost: %s", PQerrorMessage(d->listen));
+        char why[512];
+        log_warn("listen connection lost: %s",
+                 one_line(why, sizeof(why), PQerrorMessage(d->listen)));
         PQfinish(d->listen);
         d->listen = NULL;
         return;
@@ -342,6 +408,10 @@ int deployer_run(const nn_config_t *config)
         listen_connect(&d);
         if (d.need_reconcile)
             reconcile(&d);
+        else if (time(NULL) - d.last_sweep >= SWEEP_EVERY_SECONDS) {
+            layout_sweep(config->deploy_dir, SWEEP_AGE_SECONDS);
+            d.last_sweep = time(NULL);
+        }
         /* Drain the queue: every pending task, one at a time. */
         while (!deployer_stopping && deploy_one(&d))
             ;

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "util/buf.h"
@@ -180,6 +181,39 @@ bool layout_remove(arena_t *arena, const char *deploy_dir, long long network_id)
     remove_tree(gone);
     fsync_path(deploy_dir, O_RDONLY | O_DIRECTORY);
     return true;
+}
+
+size_t layout_sweep(const char *deploy_dir, long long max_age_seconds)
+{
+    static const char *const prefixes[] = {".tmp-", ".old-", ".gone-", ".models.config."};
+    DIR *d = opendir(deploy_dir);
+    if (!d)
+        return 0;
+    time_t now = time(NULL);
+    size_t removed = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        bool ours = false;
+        for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]) && !ours; i++)
+            ours = strncmp(e->d_name, prefixes[i], strlen(prefixes[i])) == 0;
+        if (!ours || strcmp(e->d_name, ".models.config.lock") == 0)
+            continue;
+        char path[PATH_MAX];
+        struct stat st;
+        if (snprintf(path, sizeof(path), "%s/%s", deploy_dir, e->d_name) >= (int)sizeof(path) ||
+            lstat(path, &st) != 0 || (long long)(now - st.st_mtime) <= max_age_seconds)
+            continue;
+        if (S_ISDIR(st.st_mode))
+            remove_tree(path);
+        else
+            unlink(path);
+        if (lstat(path, &st) != 0) {
+            log_info("removed %s, left by an interrupted deployment", path);
+            removed++;
+        }
+    }
+    closedir(d);
+    return removed;
 }
 
 static int compare_ids(const void *a, const void *b)

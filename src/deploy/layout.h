@@ -37,6 +37,13 @@ bool layout_remove(arena_t *arena, const char *deploy_dir, long long network_id)
 bool layout_list(arena_t *arena, const char *deploy_dir, long long **ids, size_t *nids)
     __attribute__((warn_unused_result));
 
+/* Removes what an install or a removal interrupted by a crash left in
+ * deploy_dir (.tmp-*, .old-*, .gone-* trees and .models.config.<pid> temp
+ * files) when last modified more than max_age_seconds ago: younger ones
+ * may belong to a deployer at work on another host.  Returns how many
+ * entries were removed. */
+size_t layout_sweep(const char *deploy_dir, long long max_age_seconds);
+
 /* Rewrites <deploy_dir>/models.config from the deployed directories. */
 bool layout_write_config(arena_t *arena, const char *deploy_dir, nn_error_t *err)
     __attribute__((warn_unused_result));

@@ -15,7 +15,9 @@
 
 #include <fcgiapp.h>
 
+#include "api/api.h"
 #include "fcgi/worker.h"
+#include "http/metrics.h"
 #include "util/log.h"
 
 #define MAX_WORKERS 256
@@ -76,7 +78,7 @@ static int open_socket(const nn_config_t *cfg)
     return fd;
 }
 
-static pid_t spawn_worker(const nn_config_t *cfg, int listen_fd)
+static pid_t spawn_worker(const nn_config_t *cfg, int listen_fd, metrics_t *metrics)
 {
     pid_t pid = fork();
     if (pid < 0) {
@@ -85,7 +87,7 @@ static pid_t spawn_worker(const nn_config_t *cfg, int listen_fd)
     }
     if (pid == 0) {
         signal(SIGCHLD, SIG_DFL);
-        _exit(worker_run(cfg, listen_fd));
+        _exit(worker_serve(cfg, listen_fd, metrics));
     }
     return pid;
 }
@@ -99,13 +101,13 @@ static int count_active(const worker_slot_t *slots, size_t n)
     return active;
 }
 
-static void fill_workers(const nn_config_t *cfg, int listen_fd, worker_slot_t *slots,
-                         size_t nslots, int wanted)
+static void fill_workers(const nn_config_t *cfg, int listen_fd, metrics_t *metrics,
+                         worker_slot_t *slots, size_t nslots, int wanted)
 {
     for (size_t i = 0; i < nslots && count_active(slots, nslots) < wanted; i++) {
         if (slots[i].pid > 0)
             continue;
-        pid_t pid = spawn_worker(cfg, listen_fd);
+        pid_t pid = spawn_worker(cfg, listen_fd, metrics);
         if (pid < 0)
             return;
         slots[i].pid = pid;
@@ -122,8 +124,9 @@ static int worker_count(const nn_config_t *cfg)
     return n < 1 ? 1 : (n > MAX_WORKERS ? MAX_WORKERS : (int)n);
 }
 
-/* Reaps exited workers; true if one died young (so restarts back off). */
-static bool reap(worker_slot_t *slots, size_t nslots)
+/* Reaps exited workers, counting those that were not asked to stop; true
+ * if one died young (so restarts back off). */
+static bool reap(worker_slot_t *slots, size_t nslots, metrics_t *metrics)
 {
     bool young = false;
     int status;
@@ -133,6 +136,7 @@ static bool reap(worker_slot_t *slots, size_t nslots)
             if (slots[i].pid != pid)
                 continue;
             if (!slots[i].retiring) {
+                metrics_count_worker_exit(metrics);
                 if (WIFSIGNALED(status))
                     log_warn("worker %ld killed by signal %d; restarting it", (long)pid,
                              WTERMSIG(status));
@@ -153,6 +157,17 @@ int supervisor_run(nn_config_t *cfg, int argc, char **argv)
     int listen_fd = open_socket(cfg);
     if (listen_fd < 0) {
         log_error("cannot listen on %s: %s", cfg->listen, strerror(errno));
+        return 1;
+    }
+    /* Mapped before the first fork: every worker, and every one started
+     * later to replace another, shares these counters. */
+    char metrics_err[256];
+    metrics_t *metrics = metrics_create(api_routes, api_nroutes, metrics_err, sizeof(metrics_err));
+    if (!metrics) {
+        log_error("%s", metrics_err);
+        close(listen_fd);
+        if (is_unix_path(cfg->listen))
+            unlink(cfg->listen);
         return 1;
     }
     struct sigaction sa;
@@ -180,13 +195,13 @@ int supervisor_run(nn_config_t *cfg, int argc, char **argv)
     size_t nslots = sizeof(slots) / sizeof(slots[0]);
     int wanted = worker_count(cfg);
     log_info("listening on %s with %d workers", cfg->listen, wanted);
-    fill_workers(cfg, listen_fd, slots, nslots, wanted);
+    fill_workers(cfg, listen_fd, metrics, slots, nslots, wanted);
 
     while (!got_term) {
         sigsuspend(&waitmask);
         if (got_chld) {
             got_chld = 0;
-            if (reap(slots, nslots) && !got_term) {
+            if (reap(slots, nslots, metrics) && !got_term) {
                 /* Workers dying as soon as they start (bad settings, a
                  * crash on a poisoned request): do not spin. */
                 sleep(1);
@@ -216,7 +231,7 @@ int supervisor_run(nn_config_t *cfg, int argc, char **argv)
             }
         }
         if (!got_term)
-            fill_workers(cfg, listen_fd, slots, nslots, wanted);
+            fill_workers(cfg, listen_fd, metrics, slots, nslots, wanted);
     }
 
     log_info("draining: waiting for workers to finish their requests");
@@ -246,6 +261,7 @@ int supervisor_run(nn_config_t *cfg, int argc, char **argv)
         struct timespec ts = {0, 50 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
+    metrics_destroy(metrics);
     close(listen_fd);
     if (is_unix_path(cfg->listen))
         unlink(cfg->listen);

@@ -45,6 +45,7 @@ static void serve_one(const worker_ctx_t *ctx, FCGX_Request *fcgi)
         FCGX_PutS("Status: 500 Internal Server Error\r\nContent-Type: application/json; "
                   "charset=utf-8\r\n\r\n{\"error\":\"out of memory\",\"error_code\":\"out_of_memory\"}",
                   fcgi->out);
+        metrics_observe(ctx->metrics, NULL, NULL, 500, (now_ms() - start) / 1000.0, 0);
         return;
     }
     nn_request_t req;
@@ -56,14 +57,32 @@ static void serve_one(const worker_ctx_t *ctx, FCGX_Request *fcgi)
         render_error(&req);
     }
     req_send(&req);
+    /* Counted before FCGX_Finish_r sends the end of the response: a client
+     * that has its answer finds it in the next scrape. */
+    double elapsed_ms = now_ms() - start;
+    metrics_observe(ctx->metrics, req.route_name, req.method, req.status, elapsed_ms / 1000.0,
+                    req.body_bytes_read);
     log_info("%s %s %d %zu %.1fms org=%lld route=%s in=%llu", req.method, req.path, req.status,
-             req.body.len, now_ms() - start, req.org_id, req.route_name ? req.route_name : "-",
+             req.body.len, elapsed_ms, req.org_id, req.route_name ? req.route_name : "-",
              (unsigned long long)req.body_bytes_read);
     log_set_request_id(NULL);
     arena_destroy(arena);
 }
 
 int worker_run(const nn_config_t *config, int listen_fd)
+{
+    char errbuf[512];
+    metrics_t *metrics = metrics_create(api_routes, api_nroutes, errbuf, sizeof(errbuf));
+    if (!metrics) {
+        log_error("%s", errbuf);
+        return 1;
+    }
+    int status = worker_serve(config, listen_fd, metrics);
+    metrics_destroy(metrics);
+    return status;
+}
+
+int worker_serve(const nn_config_t *config, int listen_fd, metrics_t *metrics)
 {
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));
@@ -102,7 +121,7 @@ int worker_run(const nn_config_t *config, int listen_fd)
     if (!db_ready(db, &err)) /* connect early; requests retry if this failed */
         log_warn("database not ready at start: %s", err.message);
 
-    worker_ctx_t ctx = {config, db, filetypes};
+    worker_ctx_t ctx = {config, db, filetypes, metrics};
     if (FCGX_Init() != 0) {
         log_error("FCGX_Init failed");
         return 1;

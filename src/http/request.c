@@ -275,8 +275,16 @@ void req_send(nn_request_t *req)
     char line[96];
     int n = snprintf(line, sizeof(line), "Status: %d %s\r\n", req->status, status_text(req->status));
     FCGX_PutStr(line, n, out);
-    if (req->status != 204)
-        FCGX_PutS("Content-Type: application/json; charset=utf-8\r\n", out);
+    if (req->status != 204) {
+        /* The error body render_error wrote is JSON, whatever the handler
+         * had chosen before it failed. */
+        const char *type = req->response_type && !nn_error_is_set(&req->err)
+                               ? req->response_type
+                               : "application/json; charset=utf-8";
+        FCGX_PutS("Content-Type: ", out);
+        FCGX_PutS(type, out);
+        FCGX_PutS("\r\n", out);
+    }
     if (req->headers.len)
         FCGX_PutStr(req->headers.data, (int)req->headers.len, out);
     if (req->status == 204) {

@@ -22,12 +22,14 @@
 
 struct db;
 struct filetype_checker;
+struct metrics;
 
 /* What a worker holds for its whole life and lends to every request. */
 typedef struct worker_ctx {
     const nn_config_t *config;
     struct db *db;
     struct filetype_checker *filetypes;
+    struct metrics *metrics; /* the counters shared by all workers (http/metrics.h) */
 } worker_ctx_t;
 
 #define REQ_MAX_ROUTE_PARAMS 2
@@ -58,6 +60,9 @@ typedef struct nn_request {
 
     /* The response. */
     int status;
+    const char *response_type; /* Content-Type of the body; NULL: JSON.  A
+                                * response with an error recorded is JSON
+                                * whatever this says. */
     nn_buf_t headers;       /* extra header lines, each ending in \r\n */
     nn_buf_t body;
     uint64_t body_bytes_read;

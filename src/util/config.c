@@ -52,6 +52,8 @@ static const setting_t settings[] = {
      "30", 2, 86400, "deployer: a claimed task returns to the queue after this without news"},
     {"deploy-max-attempts", "NNREG_DEPLOY_MAX_ATTEMPTS", SETTING_INT, NUM(deploy_max_attempts), "3",
      1, 100, "deployer: claims of one task before it ends in error"},
+    {"gc-grace-seconds", "NNREG_GC_GRACE_SECONDS", SETTING_INT, NUM(gc_grace_seconds), "3600", 60,
+     315360000, "gc: blobs and temp files younger than this are never removed"},
     {"log-level", "NNREG_LOG_LEVEL", SETTING_LOG_LEVEL, offsetof(nn_config_t, log_level), 0,
      "info", 0, 0, "debug, info, warn or error"},
 };

@@ -25,6 +25,7 @@ typedef struct nn_config {
     long long deploy_poll_seconds;  /* deployer: poll interval beside LISTEN */
     long long deploy_lease_seconds; /* deployer: how long a claim holds */
     long long deploy_max_attempts;  /* deployer: claims before a task fails */
+    long long gc_grace_seconds;     /* nnreg-admin gc: age below which nothing is removed */
     log_level_t log_level;
 } nn_config_t;
 

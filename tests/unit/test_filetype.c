@@ -400,8 +400,9 @@ static void test_truncated_saved_model(void **state)
     size_t n = read_file(MODELS "half_plus_two_cpu/saved_model.pb", pb, sizeof(pb));
     assert_true(n > 1000);
     const char *path = write_file("cut.pb", pb, n - 100);
+    /* A SavedModel damaged inside is an invalid graph, not a mix-up. */
     expect_refused(
-        path, FILE_KIND_SAVED_MODEL_PB, "saved_model.pb", "file_type_mismatch",
+        path, FILE_KIND_SAVED_MODEL_PB, "saved_model.pb", "invalid_graph",
         (const char *const[]){"is not a valid binary protobuf SavedModel (field 2 at byte 2 runs "
                               "past the end of the file; was the upload cut short?)",
                               NULL});
