@@ -130,7 +130,7 @@ CSV=$(IFS=,; echo "${IDS[*]}")
 wait_done "$CSV"
 
 echo "-- ceiling: pgbench, 1 client, 5 s of one committed single-row UPDATE of tasks"
-BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1)
+BIN=$(printf "%s\n" /usr/lib/postgresql/*/bin | sort -V | tail -n1)
 printf 'UPDATE tasks SET update_date = update_date WHERE id = %s;\n' "${IDS[0]}" >"$TMP/one_update.sql"
 eval "$("$DEV" env | grep '^export PG')"
 CEIL=$("$BIN/pgbench" -n -c 1 -T 5 -f "$TMP/one_update.sql" 2>/dev/null \

@@ -35,7 +35,7 @@ import requests
 import helpers_create as hc
 import helpers_deploy as hd
 from helpers_api import pg_ctl
-from nnreg_client import MODELS, assert_json
+from nnreg_client import MODELS
 
 HP2 = MODELS / "half_plus_two_cpu"
 SHARD = "variables.data-00000-of-00001"
