@@ -1,0 +1,56 @@
+/* engine.h - the CPU inference engine: runs a deployed TensorFlow
+ * SavedModel in float32 and returns raw tensors from any node.
+ *
+ * A model is loaded once from a TensorFlow Serving version directory
+ * (<deploy_dir>/<network id>/1/: saved_model.pb or saved_model.pbtxt, and
+ * variables/ when the graph has variables), kept by the caller (nnreg-inferd
+ * keeps recently used ones), and run many times.  Loading parses the
+ * GraphDef with every attribute the kernels need, inlines the function
+ * library behind (Stateful)PartitionedCall (TF2 graphs), and restores
+ * VariableV2 / VarHandleOp values from the variables bundle.  A run prunes
+ * the graph to what the fetched tensors need, orders it, plans buffers by
+ * liveness and runs the kernels (convolutions and matrix products through
+ * cblas_sgemm).
+ *
+ * A loaded model is immutable: several runs may share it (one at a time per
+ * thread; nothing in it is written during a run).
+ *
+ * Errors (nn_error_t): an unknown fetch or feed name is a 400
+ * "unknown_tensor" whose message lists close names; a graph that needs an
+ * op the engine does not run is a 400 "unsupported_op" naming the op and
+ * the node; shapes that do not agree (a feed of the wrong shape) a 400
+ * "invalid_input"; a damaged model a 500. */
+#ifndef NNREG_INFER_ENGINE_H
+#define NNREG_INFER_ENGINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "util/arena.h"
+#include "util/error.h"
+#include "util/tensor.h"
+
+typedef struct infer_model infer_model_t;
+
+/* Loads the model in version_dir.  *out is malloc-owned: free it with
+ * infer_model_free. */
+bool infer_model_load(const char *version_dir, infer_model_t **out, nn_error_t *err)
+    __attribute__((warn_unused_result));
+
+void infer_model_free(infer_model_t *model);
+
+/* Bytes the loaded model holds (weights, graph), for a memory cap. */
+size_t infer_model_bytes(const infer_model_t *model);
+
+/* Runs the model: feeds are matched to nodes by name ("name" or
+ * "name:0"); each fetch is a node name with an optional ":N".  out
+ * receives nfetch tensors, in fetch order, each named "node:N"; their
+ * memory is in arena (as is every intermediate buffer of the run). */
+bool infer_run(const infer_model_t *model, arena_t *arena, const nn_tensor_t *feeds, size_t nfeeds,
+               const char *const *fetches, size_t nfetches, nn_tensor_t *out, nn_error_t *err)
+    __attribute__((warn_unused_result));
+
+/* Whether the engine has a kernel for this op (or inlines / ignores it). */
+bool infer_op_supported(const char *op);
+
+#endif
