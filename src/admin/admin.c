@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "db/db.h"
+
 bool admin_fail(admin_t *adm, const char *fmt, ...)
 {
     va_list ap;
@@ -13,24 +15,6 @@ bool admin_fail(admin_t *adm, const char *fmt, ...)
     vsnprintf(adm->err, sizeof(adm->err), fmt, ap);
     va_end(ap);
     return false;
-}
-
-/* libpq messages span lines; the error is printed as one. */
-static void one_line(const char *msg, char *out, size_t outlen)
-{
-    size_t n = 0;
-    bool space = false;
-    for (const char *p = msg; *p && n + 1 < outlen; p++) {
-        if (*p == '\n' || *p == '\t' || *p == '\r' || *p == ' ') {
-            space = n > 0;
-            continue;
-        }
-        if (space && n + 2 < outlen)
-            out[n++] = ' ';
-        space = false;
-        out[n++] = *p;
-    }
-    out[n] = '\0';
 }
 
 bool admin_connect(admin_t *adm)
@@ -45,7 +29,7 @@ bool admin_connect(admin_t *adm)
         return admin_fail(adm, "out of memory while connecting to PostgreSQL");
     if (PQstatus(adm->conn) != CONNECTION_OK) {
         char msg[512];
-        one_line(PQerrorMessage(adm->conn), msg, sizeof(msg));
+        db_one_line(msg, sizeof(msg), PQerrorMessage(adm->conn));
         return admin_fail(adm,
                           "cannot connect to PostgreSQL: %s; set NNREG_DATABASE_URL (or "
                           "--database-url) to the libpq connection string of the nnreg database",
@@ -78,7 +62,7 @@ PGresult *admin_query_on(admin_t *adm, arena_t *arena, const char *what, const c
     const char *primary = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
     const char *detail = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL) : NULL;
     char msg[768];
-    one_line(primary ? primary : PQerrorMessage(adm->conn), msg, sizeof(msg));
+    db_one_line(msg, sizeof(msg), primary ? primary : PQerrorMessage(adm->conn));
     if (!msg[0])
         snprintf(msg, sizeof(msg), "unexpected result %s",
                  res ? PQresStatus(PQresultStatus(res)) : "(none)");
@@ -87,7 +71,7 @@ PGresult *admin_query_on(admin_t *adm, arena_t *arena, const char *what, const c
                                 strcmp(state, ADMIN_SQLSTATE_UNDEFINED_FUNCTION) == 0);
     char detail_line[256] = "";
     if (detail)
-        one_line(detail, detail_line, sizeof(detail_line));
+        db_one_line(detail_line, sizeof(detail_line), detail);
     admin_fail(adm, "%s failed: %s%s%s%s%s", what, msg, detail_line[0] ? " (" : "", detail_line,
                detail_line[0] ? ")" : "",
                unmigrated ? "; is the database migrated? run `" ADMIN_PROGRAM " migrate` first"

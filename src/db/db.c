@@ -237,3 +237,26 @@ long long db_value_ll(const PGresult *res, int row, int col)
     const char *v = db_value(res, row, col);
     return v ? strtoll(v, NULL, 10) : 0;
 }
+
+const char *db_one_line(char *buf, size_t size, const char *msg)
+{
+    size_t n = 0;
+    bool space = false;
+    if (size == 0)
+        return buf;
+    for (const char *p = msg ? msg : ""; *p && n + 1 < size; p++) {
+        if (*p == '\n' || *p == '\t' || *p == '\r' || *p == ' ') {
+            space = n > 0;
+            continue;
+        }
+        if (space) {
+            if (n + 2 >= size)
+                break;
+            buf[n++] = ' ';
+        }
+        space = false;
+        buf[n++] = *p;
+    }
+    buf[n] = '\0';
+    return buf;
+}

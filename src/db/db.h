@@ -54,6 +54,12 @@ bool db_commit(db_t *db, nn_error_t *err) __attribute__((warn_unused_result));
 void db_rollback(db_t *db);
 bool db_in_transaction(const db_t *db);
 
+/* libpq's messages span lines ("...\n\tIs the server running...?\n"):
+ * copies msg (NULL reads as "") into buf with every run of whitespace made
+ * one space and both ends trimmed, so that a log line or an error stays one
+ * line.  Truncates to size - 1 bytes; returns buf. */
+const char *db_one_line(char *buf, size_t size, const char *msg);
+
 /* Helpers on results: the value of row/col as a string (NULL for SQL NULL). */
 const char *db_value(const PGresult *res, int row, int col);
 long long db_value_ll(const PGresult *res, int row, int col);

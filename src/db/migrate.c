@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "db/db.h"
 #include "util/arena.h"
 
 /* The advisory lock every migrator takes: "nnregmig" read as a big-endian
@@ -60,25 +61,6 @@ static bool fail(migrate_run_t *run, const char *fmt, ...)
     return false;
 }
 
-/* libpq messages span lines ("...\n\tIs the server running...?\n"); the
- * caller prints one line, so newlines and tabs become single spaces. */
-static void one_line(const char *msg, char *out, size_t outlen)
-{
-    size_t n = 0;
-    bool space = false;
-    for (const char *p = msg; *p && n + 1 < outlen; p++) {
-        if (*p == '\n' || *p == '\t' || *p == '\r' || *p == ' ') {
-            space = n > 0;
-            continue;
-        }
-        if (space && n + 2 < outlen)
-            out[n++] = ' ';
-        space = false;
-        out[n++] = *p;
-    }
-    out[n] = '\0';
-}
-
 /* The 1-based line of the 1-based character position pos in text (the
  * server counts characters, not bytes: UTF-8 continuation bytes are
  * skipped). */
@@ -105,7 +87,7 @@ static const char *pg_error(migrate_run_t *run, const PGresult *res)
         char *text = arena_alloc(run->arena, 1024);
         if (!text)
             return "out of memory";
-        one_line(PQerrorMessage(run->conn), text, 1024);
+        db_one_line(text, 1024, PQerrorMessage(run->conn));
         return text[0] ? text : "unknown error (the connection may have been lost)";
     }
     const char *detail = PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL);
@@ -118,7 +100,7 @@ static const char *pg_error(migrate_run_t *run, const PGresult *res)
     char *flat = arena_alloc(run->arena, strlen(msg) + 1);
     if (!flat)
         return primary;
-    one_line(msg, flat, strlen(msg) + 1);
+    db_one_line(flat, strlen(msg) + 1, msg);
     return flat;
 }
 

@@ -280,35 +280,13 @@ static void undeploy(deployer_t *d, const char *payload)
     arena_destroy(arena);
 }
 
-/* libpq's messages span lines ("...\n\tThis probably means..."): one log
- * line per event, so newlines and tabs become spaces and the end is
- * trimmed. */
-static const char *one_line(char *buf, size_t size, const char *msg)
-{
-    size_t n = 0;
-    bool space = false;
-    for (const char *p = msg ? msg : ""; *p && n + 1 < size; p++) {
-        bool ws = *p == '\n' || *p == '\t' || *p == '\r' || *p == ' ';
-        if (ws) {
-            space = n > 0;
-            continue;
-        }
-        if (space && n + 2 < size)
-            buf[n++] = ' ';
-        space = false;
-        buf[n++] = *p;
-    }
-    buf[n] = '\0';
-    return buf;
-}
-
 /* The server's notices on the LISTEN connection (its FATAL before it
  * closes the connection, for one) go to the log, not raw to stderr. */
 static void listen_notice(void *arg, const char *message)
 {
     (void)arg;
     char line[512];
-    log_warn("listen connection: %s", one_line(line, sizeof(line), message));
+    log_warn("listen connection: %s", db_one_line(line, sizeof(line), message));
 }
 
 static bool listen_connect(deployer_t *d)
@@ -321,7 +299,7 @@ static bool listen_connect(deployer_t *d)
     char why[512];
     if (!d->listen || PQstatus(d->listen) != CONNECTION_OK) {
         log_warn("listen connection failed: %s",
-                 d->listen ? one_line(why, sizeof(why), PQerrorMessage(d->listen))
+                 d->listen ? db_one_line(why, sizeof(why), PQerrorMessage(d->listen))
                            : "out of memory");
         if (d->listen)
             PQfinish(d->listen);
@@ -333,7 +311,7 @@ static bool listen_connect(deployer_t *d)
     bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
     PQclear(res);
     if (!ok) {
-        log_warn("LISTEN failed: %s", one_line(why, sizeof(why), PQerrorMessage(d->listen)));
+        log_warn("LISTEN failed: %s", db_one_line(why, sizeof(why), PQerrorMessage(d->listen)));
         PQfinish(d->listen);
         d->listen = NULL;
         return false;
@@ -362,7 +340,7 @@ static void wait_for_work(deployer_t *d)
     if (!PQconsumeInput(d->listen)) {
         char why[512];
         log_warn("listen connection lost: %s",
-                 one_line(why, sizeof(why), PQerrorMessage(d->listen)));
+                 db_one_line(why, sizeof(why), PQerrorMessage(d->listen)));
         PQfinish(d->listen);
         d->listen = NULL;
         return;

@@ -76,18 +76,20 @@ def call(stack, method, path, api_key=None, headers=None, json_body=None, data=N
 
 
 def make_public(stack, network_id, slug=None):
-    """Publishes a network the way the operations issue will (SQL for now);
-    returns its slug."""
+    """Publishes a network the way an operator does, with
+    `nnreg-admin publish ID SLUG`; returns its slug."""
     slug = slug or unique("slug")
     assert re.match(r"^[a-z0-9-]+$", slug)
-    stack.sql("UPDATE networks SET is_public = true, slug = '%s' WHERE id = %d" % (slug, network_id))
+    stack.admin("publish", str(int(network_id)), slug)
     return slug
 
 
 def make_private(stack, network_ids):
-    ids = ",".join(str(int(i)) for i in network_ids)
-    if ids:
-        stack.sql("UPDATE networks SET is_public = false, slug = NULL WHERE id IN (%s)" % ids)
+    """`nnreg-admin unpublish ID` for each network that is public."""
+    for network_id in network_ids:
+        public = stack.sql_value("SELECT is_public FROM networks WHERE id = %d" % int(network_id))
+        if public in ("t", True):
+            stack.admin("unpublish", str(int(network_id)))
 
 
 def raw_request(stack, method, target, headers=None, body=b""):
