@@ -106,10 +106,12 @@ static void test_not_found_and_methods(void **state)
     dispatch(arena, &req, "PUT", "/networks/7");
     assert_int_equal(req.status, 405);
     assert_int_equal(calls, 0);
+    assert_non_null(buf_cstr(&req.headers));
     assert_non_null(strstr(buf_cstr(&req.headers), "Allow: GET, DELETE\r\n"));
 
     dispatch(arena, &req, "OPTIONS", "/networks/7");
     assert_int_equal(req.status, 204);
+    assert_non_null(buf_cstr(&req.headers));
     assert_non_null(strstr(buf_cstr(&req.headers), "Allow: GET, DELETE\r\n"));
 
     dispatch(arena, &req, "HEAD", "/networks/7");
