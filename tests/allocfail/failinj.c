@@ -20,7 +20,7 @@
  *
  * At exit, one line goes to the file NNREG_FAILINJ_REPORT (when set):
  *   "<allocations> <fired 0|1> <errors recorded after firing> <site>"
- * where site is the caller's address of the failed allocation. */
+ * where site is the call site of the failed allocation (offsets "at:from"). */
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -32,12 +32,14 @@
 #include "util/error.h"
 
 static unsigned long fail_at;   /* 0: never fail by number */
-static uintptr_t fail_site;     /* 0: never fail by site */
+static bool fail_site;          /* NNREG_FAILINJ_SITE is set */
 static unsigned long count;     /* allocations seen */
 static bool fired;
 static unsigned long errors_after; /* nn_error_* calls after firing */
 static bool getenv_sites_wanted;   /* NNREG_FAILINJ_SITES is set */
-static void *fired_site;
+/* Nonzero while a test's own fixture is being made: not code under test,
+ * so its allocations are neither counted nor failed. */
+static int in_fixture;
 
 /* ---- what the tests own ------------------------------------------------------ */
 
@@ -156,7 +158,9 @@ void fi_test_free(void *p)
 
 arena_t *fi_test_arena_create(size_t block_size)
 {
+    in_fixture++;
     arena_t *a = arena_create(block_size);
+    in_fixture--;
     set_add(&test_arenas, a);
     return a;
 }
@@ -169,24 +173,41 @@ void fi_test_arena_destroy(arena_t *a)
 
 /* ---- the library's allocations -------------------------------------------------- */
 
-/* Call sites are kept as offsets from a function of this program, which
- * stay the same from run to run whatever the load address. */
-static uintptr_t site_offset(void *site)
+/* A call site is the library code that called the wrapper together with
+ * its own caller (two return addresses: arena_alloc called by jv_set
+ * called by the JSON parser is not the same site as jv_set called by the
+ * form-key code).  Both are kept as offsets from a function of this
+ * program, which stay the same from run to run whatever the load address. */
+typedef struct site {
+    uintptr_t at, from;
+} site_t;
+
+extern char __executable_start, etext; /* GNU ld: this program's text */
+
+static uintptr_t site_offset(void *addr)
 {
-    return (uintptr_t)site - (uintptr_t)&site_offset;
+    return (uintptr_t)addr - (uintptr_t)&site_offset;
 }
 
 /* The distinct sites met, in order of first call (for NNREG_FAILINJ_SITES). */
-static uintptr_t *sites;
+static site_t *sites;
 static size_t nsites, sites_cap;
 static ptrset_t sites_seen;
+static site_t fail_site_pair; /* NNREG_FAILINJ_SITE="at:from" */
+static site_t fired_pair;
 
-static bool fail_now(void *site)
+static bool fail_now(void *at, void *from)
 {
+    if (in_fixture)
+        return false;
     count++;
-    uintptr_t off = site_offset(site);
+    /* A caller outside this program (a yajl callback's caller is inside
+     * libyajl, built without frame pointers) is not a usable address. */
+    uintptr_t f = (uintptr_t)from;
+    bool from_here = f >= (uintptr_t)&__executable_start && f < (uintptr_t)&etext;
+    site_t here = {site_offset(at), from_here ? site_offset(from) : 0};
     /* The key may be neither NULL nor TOMBSTONE. */
-    void *key = (void *)(off + 2);
+    void *key = (void *)((here.at * 0x9e3779b97f4a7c15ull ^ here.from) | 2);
     if (getenv_sites_wanted && !set_has(&sites_seen, key)) {
         if (nsites == sites_cap) {
             sites_cap = sites_cap ? 2 * sites_cap : 256;
@@ -194,28 +215,22 @@ static bool fail_now(void *site)
             if (!sites)
                 abort();
         }
-        sites[nsites++] = off;
+        sites[nsites++] = here;
         set_add(&sites_seen, key);
     }
     if (fired)
         return false;
-    if ((fail_at && count == fail_at) || (fail_site && off == fail_site)) {
+    if ((fail_at && count == fail_at) ||
+        (fail_site && here.at == fail_site_pair.at && here.from == fail_site_pair.from)) {
         fired = true;
-        fired_site = site;
+        fired_pair = here;
         return true;
     }
     return false;
 }
 
-void *fi_malloc(size_t n);
-void *fi_calloc(size_t n, size_t size);
-void *fi_realloc(void *p, size_t n);
-char *fi_strdup(const char *s);
-char *fi_strndup(const char *s, size_t n);
-void fi_free(void *p);
-
 /* The site is the library code that called the wrapper. */
-#define FAIL_HERE() fail_now(__builtin_return_address(0))
+#define FAIL_HERE() fail_now(__builtin_return_address(0), __builtin_return_address(1))
 
 void *fi_malloc(size_t n)
 {
@@ -408,8 +423,8 @@ static void at_exit(void)
     if (report) {
         FILE *f = fopen(report, "w");
         if (f) {
-            fprintf(f, "%lu %d %lu %lx\n", count, fired ? 1 : 0, errors_after,
-                    fired ? (unsigned long)site_offset(fired_site) : 0ul);
+            fprintf(f, "%lu %d %lu %lx:%lx\n", count, fired ? 1 : 0, errors_after,
+                    (unsigned long)fired_pair.at, (unsigned long)fired_pair.from);
             fclose(f);
         }
     }
@@ -418,7 +433,7 @@ static void at_exit(void)
         FILE *f = fopen(list, "w");
         if (f) {
             for (size_t i = 0; i < nsites; i++)
-                fprintf(f, "%lx\n", (unsigned long)sites[i]);
+                fprintf(f, "%lx:%lx\n", (unsigned long)sites[i].at, (unsigned long)sites[i].from);
             fclose(f);
         }
     }
@@ -431,7 +446,12 @@ __attribute__((constructor)) static void failinj_init(void)
     const char *at = getenv("NNREG_FAILINJ_AT");
     fail_at = at ? strtoul(at, NULL, 10) : 0;
     const char *site = getenv("NNREG_FAILINJ_SITE");
-    fail_site = site ? (uintptr_t)strtoull(site, NULL, 16) : 0;
+    if (site) {
+        char *colon;
+        fail_site_pair.at = (uintptr_t)strtoull(site, &colon, 16);
+        fail_site_pair.from = *colon == ':' ? (uintptr_t)strtoull(colon + 1, NULL, 16) : 0;
+        fail_site = true;
+    }
     getenv_sites_wanted = getenv("NNREG_FAILINJ_SITES") != NULL;
     /* Registered after the sanitizer runtime's own exit hook, so it runs
      * before the leak check. */
