@@ -167,10 +167,14 @@ bool req_init(nn_request_t *req, arena_t *arena, FCGX_Request *fcgi, const worke
     if (!req->route_path)
         return nn_error_oom(&req->err);
 
+    /* REQUEST_SCHEME is nginx's $scheme, but it goes into the links we
+     * send: only "http" or "https" are taken from it (found by fuzz_route,
+     * which feeds it anything). */
     req->scheme = forwarded_proto(param(req, "HTTP_X_FORWARDED_PROTO"));
     if (!req->scheme)
-        req->scheme = param_or(req, "REQUEST_SCHEME",
-                               param(req, "HTTPS") && *param(req, "HTTPS") ? "https" : "http");
+        req->scheme = forwarded_proto(param(req, "REQUEST_SCHEME"));
+    if (!req->scheme)
+        req->scheme = param(req, "HTTPS") && *param(req, "HTTPS") ? "https" : "http";
     req->host = forwarded_host(arena, param(req, "HTTP_X_FORWARDED_HOST"));
     const char *host = param(req, "HTTP_HOST");
     if (!req->host && host && host_valid(host, strlen(host)))

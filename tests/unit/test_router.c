@@ -119,6 +119,33 @@ static void test_not_found_and_methods(void **state)
     assert_int_equal(calls, 1);
 }
 
+/* Found by fuzz_route: REQUEST_SCHEME went as it was into the scheme of
+ * the links a list sends (a "next" URL), whatever it held.  Only http and
+ * https are taken from it. */
+static void test_scheme_from_params(void **state)
+{
+    arena_t *arena = *state;
+    static const struct {
+        const char *scheme_param, *https, *expect;
+    } cases[] = {
+        {"REQUEST_SCHEME=/public/some-sl\xf2\xf2\xf2ST=x", NULL, "http"},
+        {"REQUEST_SCHEME=javascript", "HTTPS=on", "https"},
+        {"REQUEST_SCHEME=https", NULL, "https"},
+        {"REQUEST_SCHEME=HTTP", "HTTPS=on", "http"},
+        {"REQUEST_SCHEME=", NULL, "http"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char *envp[] = {"REQUEST_METHOD=GET", "REQUEST_URI=/v0.7/networks",
+                        (char *)cases[i].scheme_param, (char *)cases[i].https, NULL};
+        FCGX_Request fcgi;
+        memset(&fcgi, 0, sizeof(fcgi));
+        fcgi.envp = envp;
+        nn_request_t req;
+        assert_true(req_init(&req, arena, &fcgi, NULL));
+        assert_string_equal(req.scheme, cases[i].expect);
+    }
+}
+
 static int setup(void **state)
 {
     *state = arena_create(0);
@@ -137,6 +164,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_params, setup, teardown),
         cmocka_unit_test_setup_teardown(test_param_not_utf8, setup, teardown),
         cmocka_unit_test_setup_teardown(test_not_found_and_methods, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_scheme_from_params, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
