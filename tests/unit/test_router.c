@@ -146,6 +146,32 @@ static void test_scheme_from_params(void **state)
     }
 }
 
+/* Found by fuzz_route: without a Host header, SERVER_ADDR and SERVER_PORT
+ * went as they were into the host of the links we send. */
+static void test_host_from_server_params(void **state)
+{
+    arena_t *arena = *state;
+    static const struct {
+        const char *addr, *port, *expect;
+    } cases[] = {
+        {"SERVER_ADDR=::1STRING==tmiil1/health\xac\xab", "SERVER_PORT=8080", "localhost"},
+        {"SERVER_ADDR=10.0.0.1", "SERVER_PORT=80/x", "localhost"},
+        {"SERVER_ADDR=10.0.0.1", "SERVER_PORT=8080", "10.0.0.1:8080"},
+        {"SERVER_ADDR=::1", "SERVER_PORT=8080", "[::1]:8080"},
+        {"SERVER_ADDR=::1", "SERVER_PORT=", "[::1]"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char *envp[] = {"REQUEST_URI=/v0.7/networks", (char *)cases[i].addr,
+                        (char *)cases[i].port, NULL};
+        FCGX_Request fcgi;
+        memset(&fcgi, 0, sizeof(fcgi));
+        fcgi.envp = envp;
+        nn_request_t req;
+        assert_true(req_init(&req, arena, &fcgi, NULL));
+        assert_string_equal(req.host, cases[i].expect);
+    }
+}
+
 static int setup(void **state)
 {
     *state = arena_create(0);
@@ -165,6 +191,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_param_not_utf8, setup, teardown),
         cmocka_unit_test_setup_teardown(test_not_found_and_methods, setup, teardown),
         cmocka_unit_test_setup_teardown(test_scheme_from_params, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_host_from_server_params, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
