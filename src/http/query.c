@@ -59,7 +59,7 @@ static size_t utf8_sequence(const unsigned char *s, size_t len)
     return need;
 }
 
-static bool utf8_valid(const char *s, size_t len)
+bool query_utf8_valid(const char *s, size_t len)
 {
     const unsigned char *p = (const unsigned char *)s;
     size_t i = 0;
@@ -110,7 +110,7 @@ static decode_status_t decode_in_place(char *s, size_t len, size_t *out_len)
     }
     s[o] = '\0';
     *out_len = o;
-    return utf8_valid(s, o) ? DECODE_OK : DECODE_BAD_UTF8;
+    return query_utf8_valid(s, o) ? DECODE_OK : DECODE_BAD_UTF8;
 }
 
 static bool decode_error(decode_status_t st, const char *raw_name, size_t raw_name_len,

@@ -105,17 +105,24 @@ static const char *forwarded_host(arena_t *arena, const char *value)
 }
 
 /* Without a usable Host header (HTTP/1.0): the address and port the
- * request came in on. */
+ * request came in on.  They are nginx's, but they go into the links we
+ * send, so they get the same check as a Host header (found by fuzz_route,
+ * which feeds them anything): "localhost" when they fail it. */
 static const char *server_host(nn_request_t *req)
 {
     const char *addr = param_or(req, "SERVER_ADDR", "localhost");
     const char *port = param(req, "SERVER_PORT");
     bool v6 = strchr(addr, ':') != NULL;
+    const char *host;
     if (!port || !*port)
-        return v6 ? arena_printf(req->arena, "[%s]", addr) : addr;
-    if (v6)
-        return arena_printf(req->arena, "[%s]:%s", addr, port);
-    return arena_printf(req->arena, "%s:%s", addr, port);
+        host = v6 ? arena_printf(req->arena, "[%s]", addr) : addr;
+    else if (v6)
+        host = arena_printf(req->arena, "[%s]:%s", addr, port);
+    else
+        host = arena_printf(req->arena, "%s:%s", addr, port);
+    if (host && !host_valid(host, strlen(host)))
+        return "localhost";
+    return host;
 }
 
 /* The path the routes match: without the /v0.7 prefix and without a
@@ -167,10 +174,14 @@ bool req_init(nn_request_t *req, arena_t *arena, FCGX_Request *fcgi, const worke
     if (!req->route_path)
         return nn_error_oom(&req->err);
 
+    /* REQUEST_SCHEME is nginx's $scheme, but it goes into the links we
+     * send: only "http" or "https" are taken from it (found by fuzz_route,
+     * which feeds it anything). */
     req->scheme = forwarded_proto(param(req, "HTTP_X_FORWARDED_PROTO"));
     if (!req->scheme)
-        req->scheme = param_or(req, "REQUEST_SCHEME",
-                               param(req, "HTTPS") && *param(req, "HTTPS") ? "https" : "http");
+        req->scheme = forwarded_proto(param(req, "REQUEST_SCHEME"));
+    if (!req->scheme)
+        req->scheme = param(req, "HTTPS") && *param(req, "HTTPS") ? "https" : "http";
     req->host = forwarded_host(arena, param(req, "HTTP_X_FORWARDED_HOST"));
     const char *host = param(req, "HTTP_HOST");
     if (!req->host && host && host_valid(host, strlen(host)))

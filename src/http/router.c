@@ -3,9 +3,13 @@
 #include <string.h>
 
 #include "api/render.h"
+#include "http/query.h"
 
 /* Matches route_path ("/networks/42/graph") against a pattern
- * ("/networks/{}/graph"), capturing "{}" segments. */
+ * ("/networks/{}/graph"), capturing "{}" segments.  A segment that is not
+ * UTF-8 text names nothing (nginx hands over the decoded path, so "%93"
+ * arrives as the byte 0x93): no match, a 404, rather than bytes the
+ * database refuses as text. */
 static bool route_match(arena_t *arena, const char *pattern, const char *path,
                         const char *params[REQ_MAX_ROUTE_PARAMS])
 {
@@ -14,7 +18,7 @@ static bool route_match(arena_t *arena, const char *pattern, const char *path,
     while (*p && *s) {
         if (p[0] == '{' && p[1] == '}') {
             size_t seg = strcspn(s, "/");
-            if (seg == 0 || nparams == REQ_MAX_ROUTE_PARAMS)
+            if (seg == 0 || nparams == REQ_MAX_ROUTE_PARAMS || !query_utf8_valid(s, seg))
                 return false;
             params[nparams] = arena_strndup(arena, s, seg);
             if (!params[nparams])

@@ -1,5 +1,6 @@
 /* libFuzzer harness: flattened form keys inserted into a JSON tree.  The
- * input is NUL-separated keys, each inserted with a string value. */
+ * input is NUL-separated keys, each inserted with a string value, up to the
+ * first refused one (a refused key ends the request with a 400). */
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -17,8 +18,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         nn_error_t err;
         nn_error_init(&err);
         jv_t *v = jv_cstring(arena, "v");
-        if (v)
-            (void)formkey_insert(arena, root, p, len, v, &err);
+        if (!v || !formkey_insert(arena, root, p, len, v, &err))
+            break;
         p += len + 1;
     }
     if (root)

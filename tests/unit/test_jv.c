@@ -250,6 +250,7 @@ static void test_number_text(void **state)
     assert_null(jv_serialize(arena, jv_number(arena, INFINITY), NULL));
 
     jv_t *i = jv_number_int(arena, LLONG_MIN);
+    assert_non_null(i);
     assert_string_equal(i->u.number.text, "-9223372036854775808");
     assert_string_equal(jv_serialize(arena, i, NULL), "-9223372036854775808");
 }
@@ -292,6 +293,7 @@ static void test_build_and_edit(void **state)
 
     /* Strings keep their length and may be built from a slice. */
     jv_t *s = jv_string(arena, "hello world", 5);
+    assert_non_null(s);
     assert_int_equal(s->u.string.len, 5);
     assert_string_equal(s->u.string.ptr, "hello");
 }

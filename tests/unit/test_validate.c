@@ -384,12 +384,14 @@ static bool form_create(arena_t *a, const char *key, const char *value, size_t l
     for (size_t i = 0; i < sizeof(form) / sizeof(form[0]); i++) {
         bool here = strcmp(form[i][0], key) == 0;
         jv_t *v = here ? jv_string(a, value, len) : jv_cstring(a, form[i][1]);
+        assert_non_null(v);
         v->from_form = true;
         replaced |= here;
         assert_true(formkey_insert(a, root, form[i][0], strlen(form[i][0]), v, err));
     }
     if (!replaced) {
         jv_t *v = jv_string(a, value, len);
+        assert_non_null(v);
         v->from_form = true;
         assert_true(formkey_insert(a, root, key, strlen(key), v, err));
     }
