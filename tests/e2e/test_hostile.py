@@ -8,7 +8,9 @@ same workers are alive (none crashed and was replaced), that no upload temp
 file is left in data/tmp and, for refusals, that no table gained a row and
 no blob appeared.  The bounds are sanity bounds against runaway behaviour
 (quadratic parsing, unbounded buffering, a hung worker), not performance
-assertions: performance figures live in docs/performance.md.
+assertions: performance figures live in docs/performance.md.  With
+NNREG_HOSTILE_FIGURES=FILE each measured block appends its figures (wall
+time, worker CPU, peak RSS growth) to FILE as a JSON line.
 
 Harmless hostile input (boundary look-alikes inside a file, SQL
 metacharacters, path-like file names) must be stored and returned verbatim.
@@ -127,6 +129,13 @@ def bounded(stack, refused=True, cpu_limit=CPU_LIMIT_S, wall_limit=WALL_LIMIT_S,
         peak = vm["VmHWM"] if resettable[pid] else vm["VmRSS"]
         growth[pid] = peak - rss0[pid]
     m.rss_growth_kib = max(growth.values())
+    figures = os.environ.get("NNREG_HOSTILE_FIGURES")
+    if figures:  # for docs/reliability.md: one JSON line per measured block
+        test = os.environ.get("PYTEST_CURRENT_TEST", "?").split(" ")[0].split("::")[-1]
+        with open(figures, "a") as f:
+            f.write(json.dumps({"test": test, "wall_s": round(m.wall, 3),
+                                "cpu_s": round(m.cpu, 3),
+                                "rss_growth_kib": m.rss_growth_kib}) + "\n")
     assert m.wall < wall_limit, "the request took %.1f s" % m.wall
     assert m.cpu < cpu_limit, "the workers used %.2f s of CPU" % m.cpu
     assert m.rss_growth_kib < rss_limit_kib, "worker peak RSS grew by %s KiB" % growth
@@ -603,6 +612,89 @@ def test_content_length_longer_than_the_body(stack, missing):
     assert stack.log().count(" POST /v0.7/networks/ ") == log_before, \
         "an incomplete body reached a worker"
     assert health_ok(stack)
+
+
+def raw_exchange(stack, data):
+    """Sends raw bytes on one connection (no half-close: nginx would take
+    it for a client gone away) and reads until nginx closes it; returns
+    the HTTP responses found, each as (status, head bytes, body bytes)."""
+    with socket.create_connection(("127.0.0.1", stack.port), timeout=WALL_LIMIT_S) as s:
+        s.sendall(data)
+        raw = b""
+        while True:
+            try:
+                chunk = s.recv(65536)
+            except ConnectionResetError:
+                break
+            if not chunk:
+                break
+            raw += chunk
+    out = []
+    for r in re.split(rb"(?=HTTP/1\.1 \d{3} )", raw):
+        if not r:
+            continue
+        head, _, rest = r.partition(b"\r\n\r\n")
+        m = re.search(rb"(?i)content-length: (\d+)", head)
+        out.append((int(r[9:12]), head, rest[:int(m.group(1))] if m else rest))
+    return out
+
+
+def chunked(body, size=1000):
+    return b"".join(b"%x\r\n%s\r\n" % (len(body[i:i + size]), body[i:i + size])
+                    for i in range(0, len(body), size)) + b"0\r\n\r\n"
+
+
+def test_chunked_create_is_accepted(stack):
+    """Transfer-Encoding: chunked (no Content-Length): nginx reassembles
+    the body before the worker sees it."""
+    body = create_body(name="chunked create")
+    head = ("POST /v0.7/networks/ HTTP/1.1\r\nHost: 127.0.0.1\r\nX-API-KEY: %s\r\n"
+            "Content-Type: %s\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+            % (stack.api_key, BOUNDARY_TYPE)).encode()
+    with bounded(stack, refused=False):
+        responses = raw_exchange(stack, head + chunked(body))
+    assert [r[0] for r in responses] == [201], responses
+    assert json.loads(responses[0][2])["name"] == "chunked create"
+
+
+@pytest.mark.parametrize("framing", ["bad_chunk_size", "both_lengths", "two_lengths",
+                                     "negative_length"])
+def test_ambiguous_body_framing(stack, framing):
+    """Framings a smuggling attempt would use: refused by nginx with its
+    JSON 400, or read one way only (chunked wins over Content-Length, RFC
+    9112 6.3) and then refused as a truncated multipart body; never a
+    second request hidden in the body."""
+    body = create_body(closing=False)
+    base = ("POST /v0.7/networks/ HTTP/1.1\r\nHost: 127.0.0.1\r\nX-API-KEY: %s\r\n"
+            "Content-Type: %s\r\n" % (stack.api_key, BOUNDARY_TYPE)).encode()
+    smuggled = b"GET /v0.7/networks/ HTTP/1.1\r\nHost: x\r\n\r\n"
+    data = {
+        "bad_chunk_size": base + b"Transfer-Encoding: chunked\r\n\r\nzz\r\n" + body,
+        "both_lengths": base + b"Transfer-Encoding: chunked\r\nContent-Length: %d\r\n\r\n"
+        % len(body) + chunked(body) + smuggled,
+        "two_lengths": base + b"Content-Length: %d\r\nContent-Length: 5\r\n\r\n" % len(body)
+        + body,
+        "negative_length": base + b"Content-Length: -1\r\n\r\n" + body,
+    }[framing]
+    with bounded(stack):
+        responses = raw_exchange(stack, data + b"\r\n\r\n")
+    assert responses, framing
+    for status, head, payload in responses:
+        assert status == 400, (status, head, payload[:300])
+        assert b"application/json" in head.lower()
+        assert json.loads(payload)["error_code"] in ("bad_request", "invalid_multipart")
+    assert health_ok(stack)
+
+
+def test_request_headers_too_large(stack):
+    """200 headers of 1 KiB: nginx's header buffers (8 x 16 KiB) overflow;
+    its 494 is answered as a JSON 400."""
+    headers = "".join("X-Filler-%d: %s\r\n" % (i, "f" * 1024) for i in range(200))
+    with bounded(stack):
+        responses = raw_exchange(stack, ("GET /v0.7/health HTTP/1.1\r\nHost: x\r\n%s"
+                                         "Connection: close\r\n\r\n" % headers).encode())
+    assert [r[0] for r in responses] == [400], responses
+    assert json.loads(responses[0][2])["error_code"] == "headers_too_large"
 
 
 # --- JSON -------------------------------------------------------------------------------
