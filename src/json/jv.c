@@ -25,8 +25,8 @@
 #define JV_WALK_MAX_DEPTH 128
 
 /* Objects up to this size compare keys pairwise when looking for a
- * repeated key after parsing; larger ones use a hash table so that a body
- * with thousands of keys stays linear. */
+ * repeated key after parsing; larger ones sort their keys (see
+ * object_check_keys). */
 #define JV_DEDUPE_LINEAR_MAX 32
 
 /* ------------------------------------------------------------ building */
@@ -408,23 +408,19 @@ static int on_start_array(void *ctx)
     return open_container(pc, jv_array(pc->arena));
 }
 
-static uint64_t key_hash(const char *key)
+static int compare_keys(const void *a, const void *b)
 {
-    uint64_t h = 14695981039346656037ULL; /* FNV-1a */
-    for (const unsigned char *p = (const unsigned char *)key; *p; p++) {
-        h ^= *p;
-        h *= 1099511628211ULL;
-    }
-    return h;
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
 /* JSON (RFC 8259 4) leaves an object with a repeated key to each parser,
  * and parsers disagree (first value, last value, error): a body meant one
  * way could be read another way by some other component.  So a repeated
- * key is refused; the first repeated key is kept in ctx->duplicate.  Small
- * objects compare keys pairwise, larger ones use a hash table so that a
- * body with thousands of keys stays linear.  false on OOM or a repeat
- * (ctx->failure says which). */
+ * key is refused; the repeated key is kept in ctx->duplicate.  Small
+ * objects compare keys pairwise; larger ones sort a copy of the key
+ * pointers and compare neighbours: O(n log n) whatever the keys are (a
+ * hash table would be linear on average but quadratic on keys crafted to
+ * collide).  false on OOM or a repeat (ctx->failure says which). */
 static bool object_check_keys(parse_ctx_t *ctx, const jv_t *obj)
 {
     size_t n = obj->u.object.n;
@@ -442,22 +438,16 @@ static bool object_check_keys(parse_ctx_t *ctx, const jv_t *obj)
         }
         return true;
     }
-    size_t size = 64;
-    while (size < n * 2) /* n is bounded by memory, so no overflow */
-        size *= 2;
-    size_t *slots = arena_calloc(ctx->arena, size, sizeof(size_t)); /* index + 1, 0 = empty */
-    if (!slots)
+    const char **sorted = arena_alloc(ctx->arena, n * sizeof(*sorted));
+    if (!sorted)
         return parse_fail(ctx, PARSE_OOM);
-    size_t mask = size - 1;
-    for (size_t i = 0; i < n; i++) {
-        size_t slot = key_hash(keys[i]) & mask;
-        for (; slots[slot]; slot = (slot + 1) & mask) {
-            if (strcmp(keys[slots[slot] - 1], keys[i]) == 0) {
-                ctx->duplicate = keys[i];
-                return parse_fail(ctx, PARSE_DUPLICATE_KEY);
-            }
+    memcpy(sorted, keys, n * sizeof(*sorted));
+    qsort(sorted, n, sizeof(*sorted), compare_keys);
+    for (size_t i = 1; i < n; i++) {
+        if (strcmp(sorted[i - 1], sorted[i]) == 0) {
+            ctx->duplicate = sorted[i];
+            return parse_fail(ctx, PARSE_DUPLICATE_KEY);
         }
-        slots[slot] = i + 1;
     }
     return true;
 }
