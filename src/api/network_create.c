@@ -156,7 +156,21 @@ static bool on_part_end(void *ctx, nn_error_t *err)
     if (c->field_is_json) {
         char *what = arena_printf(arena, "part \"%s\"",
                                   validate_clip(arena, c->field_name, VALIDATE_ECHO_MAX));
-        jv_t *value = jv_parse(arena, text, c->field_value.len, what ? what : "part", err);
+        /* Errors inside the JSON are named by their path in the network
+         * ("preprocessing.inputs[0].image.resize_type"): the part's path,
+         * then the path inside it; `data` is merged at the root. */
+        const char *base = NULL;
+        if (strcmp(c->field_name, "data") != 0) {
+            formkey_segment_t *segs;
+            size_t nsegs;
+            nn_error_t ignored; /* a bad part name is reported when it is inserted */
+            nn_error_init(&ignored);
+            if (formkey_parse(arena, c->field_name, strlen(c->field_name), &segs, &nsegs,
+                              &ignored))
+                base = formkey_path_string(arena, segs, nsegs);
+        }
+        jv_t *value =
+            jv_parse_at(arena, text, c->field_value.len, what ? what : "part", base, err);
         if (!value)
             return false;
         if (strcmp(c->field_name, "data") == 0) {

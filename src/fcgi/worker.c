@@ -37,6 +37,27 @@ static double now_ms(void)
     return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
 }
 
+/* Reads and drops what the handler left unread of the request body, up to
+ * limit bytes.  A handler that refuses a body early (a bad multipart
+ * preamble after 64 KiB of a 100 MB upload) stops reading; answering and
+ * closing then races with nginx still writing the rest: a write error that
+ * nginx sees before it reads the answer becomes a 502 instead of the 400.
+ * nginx has the whole body already (fastcgi_request_buffering on), so this
+ * is a local copy at memory speed, bounded by the upload limit nginx
+ * enforces; the parsers themselves stay bounded since they stopped. */
+static unsigned long long discard_body(FCGX_Request *fcgi, unsigned long long limit)
+{
+    char buf[64 * 1024];
+    unsigned long long total = 0;
+    while (total < limit) {
+        int n = FCGX_GetStr(buf, (int)sizeof(buf), fcgi->in);
+        if (n <= 0)
+            break;
+        total += (unsigned long long)n;
+    }
+    return total;
+}
+
 static void serve_one(const worker_ctx_t *ctx, FCGX_Request *fcgi)
 {
     double start = now_ms();
@@ -56,6 +77,13 @@ static void serve_one(const worker_ctx_t *ctx, FCGX_Request *fcgi)
         log_set_request_id(req.request_id);
         render_error(&req);
     }
+    /* Before any byte of the answer: nginx stops sending the request body
+     * once it has read the response header, so draining after answering
+     * would wait forever for bytes that never come. */
+    unsigned long long limit = (unsigned long long)ctx->config->max_upload_bytes + (1u << 20);
+    unsigned long long dropped = discard_body(fcgi, limit);
+    if (dropped > 0)
+        log_info("discarded %llu request body bytes the handler did not read", dropped);
     req_send(&req);
     /* Counted before FCGX_Finish_r sends the end of the response: a client
      * that has its answer finds it in the next scrape. */

@@ -17,13 +17,16 @@
 
 #include <yajl/yajl_parse.h>
 
+#include "util/buf.h"
+#include "util/utf8.h"
+
 /* yajl's generator stops at 128 levels (YAJL_MAX_DEPTH); nothing deeper
  * could be written out, so nothing deeper is walked. */
 #define JV_WALK_MAX_DEPTH 128
 
-/* Objects up to this size look keys up linearly when removing duplicate
- * keys after parsing; larger ones use a hash table so that a body with
- * thousands of keys stays linear. */
+/* Objects up to this size compare keys pairwise when looking for a
+ * repeated key after parsing; larger ones sort their keys (see
+ * object_check_keys). */
 #define JV_DEDUPE_LINEAR_MAX 32
 
 /* ------------------------------------------------------------ building */
@@ -244,15 +247,26 @@ typedef enum {
     PARSE_OOM,
     PARSE_TOO_DEEP,
     PARSE_NUL_CHAR,
+    PARSE_BAD_UTF8,      /* a string yajl let through that RFC 3629 forbids */
+    PARSE_BAD_UTF8_KEY,  /* the same in a key */
+    PARSE_DUPLICATE_KEY,
 } parse_failure_t;
 
 typedef struct parse_ctx {
     arena_t *arena;
     jv_t *root;
     jv_t *stack[JV_MAX_DEPTH]; /* open containers, innermost last */
+    /* How stack[d] hangs from stack[d - 1] (d >= 1): by this key when the
+     * parent is an object, else at its index.  Only read to name the place
+     * of an error, so that it can say "metadata.tags[2]" and not just a
+     * byte offset. */
+    const char *reach_key[JV_MAX_DEPTH];
+    size_t reach_index[JV_MAX_DEPTH];
     size_t depth;
     const char *key; /* the key waiting for its value inside an object */
+    const char *base; /* path of the text's root for messages ("" or NULL: none) */
     parse_failure_t failure;
+    const char *duplicate; /* PARSE_DUPLICATE_KEY: the key given twice */
 } parse_ctx_t;
 
 /* yajl callbacks return 0 to stop the parse; the reason is kept in ctx. */
@@ -260,6 +274,38 @@ static int parse_fail(parse_ctx_t *ctx, parse_failure_t failure)
 {
     ctx->failure = failure;
     return 0;
+}
+
+/* Appends one path step: ".key" (no dot at the start) or "[index]". */
+static void path_step(nn_buf_t *b, const char *key, size_t index)
+{
+    if (key)
+        buf_appendf(b, "%s%s", b->len ? "." : "", key);
+    else
+        buf_appendf(b, "[%zu]", index);
+}
+
+/* The path of the container at stack[depth - 1], or of the value being
+ * parsed inside it when inner is true: API.md's field path form
+ * ("preprocessing.inputs[0].image"), prefixed with ctx->base.  "" for the
+ * root; NULL when out of memory. */
+static const char *parse_path(const parse_ctx_t *ctx, bool inner)
+{
+    nn_buf_t b;
+    buf_init(&b, ctx->arena);
+    if (ctx->base)
+        buf_append_str(&b, ctx->base);
+    for (size_t d = 1; d < ctx->depth; d++)
+        path_step(&b, ctx->stack[d - 1]->type == JV_OBJECT ? ctx->reach_key[d] : NULL,
+                  ctx->reach_index[d]);
+    if (inner && ctx->depth > 0) {
+        const jv_t *top = ctx->stack[ctx->depth - 1];
+        if (top->type == JV_ARRAY)
+            path_step(&b, NULL, top->u.array.n);
+        else if (ctx->key)
+            path_step(&b, ctx->key, 0);
+    }
+    return buf_cstr(&b);
 }
 
 static int add_value(parse_ctx_t *ctx, jv_t *value)
@@ -317,6 +363,10 @@ static int on_string(void *ctx, const unsigned char *s, size_t len)
      * can hold U+0000: refuse it here rather than truncate it later. */
     if (memchr(s, '\0', len))
         return parse_fail(pc, PARSE_NUL_CHAR);
+    /* yajl's own check lets surrogates, overlong forms and code points
+     * past U+10FFFF through; PostgreSQL refuses them at the INSERT. */
+    if (!utf8_valid((const char *)s, len))
+        return parse_fail(pc, PARSE_BAD_UTF8);
     return add_value(pc, jv_string(pc->arena, (const char *)s, len));
 }
 
@@ -325,6 +375,8 @@ static int on_map_key(void *ctx, const unsigned char *s, size_t len)
     parse_ctx_t *pc = ctx;
     if (memchr(s, '\0', len))
         return parse_fail(pc, PARSE_NUL_CHAR);
+    if (!utf8_valid((const char *)s, len))
+        return parse_fail(pc, PARSE_BAD_UTF8_KEY);
     pc->key = arena_strndup(pc->arena, (const char *)s, len);
     return pc->key ? 1 : parse_fail(pc, PARSE_OOM);
 }
@@ -333,6 +385,11 @@ static int open_container(parse_ctx_t *ctx, jv_t *container)
 {
     if (ctx->depth == JV_MAX_DEPTH)
         return parse_fail(ctx, PARSE_TOO_DEEP);
+    if (ctx->depth > 0) {
+        const jv_t *parent = ctx->stack[ctx->depth - 1];
+        ctx->reach_key[ctx->depth] = parent->type == JV_OBJECT ? ctx->key : NULL;
+        ctx->reach_index[ctx->depth] = parent->type == JV_ARRAY ? parent->u.array.n : 0;
+    }
     if (!add_value(ctx, container))
         return 0;
     ctx->stack[ctx->depth++] = container;
@@ -351,76 +408,59 @@ static int on_start_array(void *ctx)
     return open_container(pc, jv_array(pc->arena));
 }
 
-static uint64_t key_hash(const char *key)
+static int compare_keys(const void *a, const void *b)
 {
-    uint64_t h = 14695981039346656037ULL; /* FNV-1a */
-    for (const unsigned char *p = (const unsigned char *)key; *p; p++) {
-        h ^= *p;
-        h *= 1099511628211ULL;
-    }
-    return h;
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-/* JSON allows repeated keys; like most parsers the last value wins, kept at
- * the position of the first occurrence.  false on OOM. */
-static bool object_dedupe(arena_t *arena, jv_t *obj)
+/* JSON (RFC 8259 4) leaves an object with a repeated key to each parser,
+ * and parsers disagree (first value, last value, error): a body meant one
+ * way could be read another way by some other component.  So a repeated
+ * key is refused; the repeated key is kept in ctx->duplicate.  Small
+ * objects compare keys pairwise; larger ones sort a copy of the key
+ * pointers and compare neighbours: O(n log n) whatever the keys are (a
+ * hash table would be linear on average but quadratic on keys crafted to
+ * collide).  false on OOM or a repeat (ctx->failure says which). */
+static bool object_check_keys(parse_ctx_t *ctx, const jv_t *obj)
 {
     size_t n = obj->u.object.n;
     const char **keys = obj->u.object.keys;
-    jv_t **values = obj->u.object.values;
     if (n < 2)
         return true;
-
-    size_t *slots = NULL; /* hash slot -> kept index + 1, 0 = empty */
-    size_t mask = 0;
-    if (n > JV_DEDUPE_LINEAR_MAX) {
-        size_t size = 64;
-        while (size < n * 2) /* n is bounded by memory, so no overflow */
-            size *= 2;
-        slots = arena_calloc(arena, size, sizeof(size_t));
-        if (!slots)
-            return false;
-        mask = size - 1;
-    }
-
-    size_t kept = 0;
-    for (size_t i = 0; i < n; i++) {
-        size_t found = SIZE_MAX;
-        size_t slot = 0;
-        if (slots) {
-            for (slot = key_hash(keys[i]) & mask; slots[slot]; slot = (slot + 1) & mask) {
-                if (strcmp(keys[slots[slot] - 1], keys[i]) == 0) {
-                    found = slots[slot] - 1;
-                    break;
-                }
-            }
-        } else {
-            for (size_t k = 0; k < kept; k++) {
+    if (n <= JV_DEDUPE_LINEAR_MAX) {
+        for (size_t i = 1; i < n; i++) {
+            for (size_t k = 0; k < i; k++) {
                 if (strcmp(keys[k], keys[i]) == 0) {
-                    found = k;
-                    break;
+                    ctx->duplicate = keys[i];
+                    return parse_fail(ctx, PARSE_DUPLICATE_KEY);
                 }
             }
         }
-        if (found != SIZE_MAX) {
-            values[found] = values[i];
-            continue;
-        }
-        keys[kept] = keys[i];
-        values[kept] = values[i];
-        kept++;
-        if (slots)
-            slots[slot] = kept;
+        return true;
     }
-    obj->u.object.n = kept;
+    const char **sorted = arena_alloc(ctx->arena, n * sizeof(*sorted));
+    if (!sorted)
+        return parse_fail(ctx, PARSE_OOM);
+    memcpy(sorted, keys, n * sizeof(*sorted));
+    qsort(sorted, n, sizeof(*sorted), compare_keys);
+    for (size_t i = 1; i < n; i++) {
+        if (strcmp(sorted[i - 1], sorted[i]) == 0) {
+            ctx->duplicate = sorted[i];
+            return parse_fail(ctx, PARSE_DUPLICATE_KEY);
+        }
+    }
     return true;
 }
 
 static int on_end_map(void *ctx)
 {
     parse_ctx_t *pc = ctx;
-    jv_t *obj = pc->stack[--pc->depth];
-    return object_dedupe(pc->arena, obj) ? 1 : parse_fail(pc, PARSE_OOM);
+    /* Checked while the object is still on the stack, so that the error
+     * can name its path. */
+    if (!object_check_keys(pc, pc->stack[pc->depth - 1]))
+        return 0;
+    pc->depth--;
+    return 1;
 }
 
 static int on_end_array(void *ctx)
@@ -513,7 +553,80 @@ static size_t find_lone_surrogate(const char *text, size_t len)
     return len;
 }
 
+/* The error of a failed parse, with the path of the place it failed at
+ * as a field when that place is inside the text's root. */
+static void parse_error(parse_ctx_t *ctx, yajl_handle h, const char *text, size_t len,
+                        const char *what, size_t at, nn_error_t *err)
+{
+    const char *path = NULL;
+    switch (ctx->failure) {
+    case PARSE_OOM:
+        nn_error_oom(err);
+        return;
+    case PARSE_TOO_DEEP:
+        /* No field: the path of the 65th level is as long as the nesting. */
+        nn_error_set(err, 400, "invalid_json",
+                     "%s nests JSON deeper than %d levels (at byte %zu); flatten it", what,
+                     JV_MAX_DEPTH, at);
+        return;
+    case PARSE_NUL_CHAR:
+        path = parse_path(ctx, true);
+        nn_error_set(err, 400, "invalid_json",
+                     "%s holds a string with the character \\u0000 (at byte %zu), which "
+                     "cannot be stored; remove it",
+                     what, at);
+        if (path && *path)
+            nn_error_add_field(err, path, "holds the character \\u0000, which cannot be stored");
+        return;
+    case PARSE_BAD_UTF8:
+    case PARSE_BAD_UTF8_KEY:
+        path = parse_path(ctx, ctx->failure == PARSE_BAD_UTF8);
+        nn_error_set(err, 400, "invalid_json",
+                     "%s is not valid JSON: %s is not valid UTF-8 (surrogates, overlong forms and "
+                     "code points past U+10FFFF are not) at byte %zu",
+                     what, ctx->failure == PARSE_BAD_UTF8 ? "a string" : "a key", at);
+        if (path && *path)
+            nn_error_add_field(err, path,
+                               ctx->failure == PARSE_BAD_UTF8 ? "is not valid UTF-8 text"
+                                                              : "has a key that is not valid UTF-8");
+        return;
+    case PARSE_DUPLICATE_KEY: {
+        const char *object = parse_path(ctx, false);
+        nn_buf_t b;
+        buf_init(&b, ctx->arena);
+        if (object)
+            buf_append_str(&b, object);
+        path_step(&b, ctx->duplicate, 0);
+        path = buf_cstr(&b);
+        nn_error_set(err, 400, "invalid_json",
+                     "%s gives the key \"%.200s\" more than once%s%.200s%s; give each key once",
+                     what, ctx->duplicate, object && *object ? " (in " : "",
+                     object && *object ? object : "", object && *object ? ")" : "");
+        if (path && *path)
+            nn_error_add_field(err, path, "is given more than once; give each key once");
+        return;
+    }
+    case PARSE_OK:
+        break;
+    }
+    /* A syntax error found by yajl: invalid UTF-8 (as yajl sees it), a
+     * bad escape, a missing colon... named at the place it broke. */
+    char reason[256];
+    yajl_reason(h, text, len, reason, sizeof(reason));
+    nn_error_set(err, 400, "invalid_json", "%s is not valid JSON: %s at byte %zu", what, reason,
+                 at);
+    path = parse_path(ctx, true);
+    if (path && *path)
+        nn_error_add_field(err, path, "is not valid JSON here: %s", reason);
+}
+
 jv_t *jv_parse(arena_t *arena, const char *text, size_t len, const char *what, nn_error_t *err)
+{
+    return jv_parse_at(arena, text, len, what, NULL, err);
+}
+
+jv_t *jv_parse_at(arena_t *arena, const char *text, size_t len, const char *what,
+                  const char *base, nn_error_t *err)
 {
     if (!what)
         what = "request body";
@@ -525,7 +638,7 @@ jv_t *jv_parse(arena_t *arena, const char *text, size_t len, const char *what, n
                      what, lone);
         return NULL;
     }
-    parse_ctx_t ctx = {.arena = arena, .failure = PARSE_OK};
+    parse_ctx_t ctx = {.arena = arena, .failure = PARSE_OK, .base = base};
     yajl_handle h = yajl_alloc(&parse_callbacks, NULL, &ctx);
     if (!h) {
         nn_error_oom(err);
@@ -545,33 +658,10 @@ jv_t *jv_parse(arena_t *arena, const char *text, size_t len, const char *what, n
     }
 
     jv_t *result = NULL;
-    if (st == yajl_status_ok && ctx.failure == PARSE_OK) {
+    if (st == yajl_status_ok && ctx.failure == PARSE_OK)
         result = ctx.root;
-    } else {
-        switch (ctx.failure) {
-        case PARSE_OOM:
-            nn_error_oom(err);
-            break;
-        case PARSE_TOO_DEEP:
-            nn_error_set(err, 400, "invalid_json",
-                         "%s nests JSON deeper than %d levels (at byte %zu); flatten it", what,
-                         JV_MAX_DEPTH, at);
-            break;
-        case PARSE_NUL_CHAR:
-            nn_error_set(err, 400, "invalid_json",
-                         "%s holds a string with the character \\u0000 (at byte %zu), which "
-                         "cannot be stored; remove it",
-                         what, at);
-            break;
-        case PARSE_OK: {
-            char reason[256];
-            yajl_reason(h, text, len, reason, sizeof(reason));
-            nn_error_set(err, 400, "invalid_json", "%s is not valid JSON: %s at byte %zu", what,
-                         reason, at);
-            break;
-        }
-        }
-    }
+    else
+        parse_error(&ctx, h, text, len, what, at, err);
     yajl_free(h);
     return result;
 }

@@ -40,10 +40,21 @@ struct jv {
 };
 
 /* Parses UTF-8 JSON text.  On error fills err with a 400 "invalid_json"
- * that mentions what (e.g. "request body", "part \"data\"") and returns NULL.
- * Depth is limited to JV_MAX_DEPTH. */
+ * that mentions what (e.g. "request body", "part \"data\"") and returns NULL;
+ * when the error is inside the root, err's fields also name its path
+ * ("metadata.tags[2]": invalid UTF-8, \u0000, a syntax error there).
+ * Refused beyond the JSON grammar: nesting deeper than JV_MAX_DEPTH,
+ * strings or keys that are not RFC 3629 UTF-8 (yajl alone lets surrogates
+ * and overlong forms through), \u0000, lone surrogate escapes, and a key
+ * repeated in one object (parsers disagree on which value wins). */
 jv_t *jv_parse(arena_t *arena, const char *text, size_t len, const char *what, nn_error_t *err)
     __attribute__((warn_unused_result));
+
+/* jv_parse for text that sits at path base of a larger document (a
+ * multipart JSON part merged at "preprocessing"): error paths start with
+ * base.  base NULL or "" is jv_parse. */
+jv_t *jv_parse_at(arena_t *arena, const char *text, size_t len, const char *what,
+                  const char *base, nn_error_t *err) __attribute__((warn_unused_result));
 
 /* Constructors: NULL when out of memory. */
 jv_t *jv_null(arena_t *arena);

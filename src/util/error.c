@@ -97,6 +97,28 @@ bool nn_error_field(nn_error_t *err, const char *path, const char *fmt, ...)
     return false;
 }
 
+bool nn_error_add_field(nn_error_t *err, const char *path, const char *fmt, ...)
+{
+    if (err->status == 0)
+        return false;
+    for (size_t i = 0; i < err->nfields; i++)
+        if (strcmp(err->fields[i].path, path) == 0)
+            return false;
+    if (err->nfields == NN_ERROR_MAX_FIELDS) {
+        err->fields_truncated = true;
+        return false;
+    }
+    nn_field_error_t *f = &err->fields[err->nfields++];
+    snprintf(f->path, sizeof(f->path), "%s", path);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(f->message, sizeof(f->message), fmt, ap);
+    va_end(ap);
+    utf8_sanitize(f->path);
+    utf8_sanitize(f->message);
+    return false;
+}
+
 bool nn_error_oom(nn_error_t *err)
 {
     return nn_error_set(err, 500, "out_of_memory",

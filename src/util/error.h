@@ -52,6 +52,12 @@ bool nn_error_set(nn_error_t *err, int status, const char *code, const char *fmt
 bool nn_error_field(nn_error_t *err, const char *path, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* Adds a field entry (path: message) to the error already recorded,
+ * whatever its code, so that a non-validation 400 (invalid_json) can still
+ * point at the field.  Nothing when no error is recorded.  Returns false. */
+bool nn_error_add_field(nn_error_t *err, const char *path, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 /* Shorthands for the common cases; each returns false. */
 bool nn_error_oom(nn_error_t *err);
 bool nn_error_internal(nn_error_t *err, const char *what); /* 500, logged */

@@ -48,8 +48,16 @@ static const parse_case_t parse_cases[] = {
     {"\"\\u00e9\\n\\\"\\\\\"", "\"\xc3\xa9\\n\\\"\\\\\"", NULL},
     {"\"\xf0\x9f\x98\x80\"", "\"\xf0\x9f\x98\x80\"", NULL},
     {"\"a\\/b\"", "\"a/b\"", NULL},
-    {"{\"a\":1,\"a\":2}", "{\"a\":2}", NULL},
-    {"{\"a\":1,\"b\":2,\"a\":3}", "{\"a\":3,\"b\":2}", NULL},
+    {"{\"a\":1,\"a\":2}", NULL,
+     "request body gives the key \"a\" more than once; give each key once"},
+    {"{\"a\":1,\"b\":2,\"a\":3}", NULL,
+     "request body gives the key \"a\" more than once; give each key once"},
+    {"{\"o\":{\"x\":[{\"k\":1,\"k\":1}]}}", NULL,
+     "request body gives the key \"k\" more than once (in o.x[0]); give each key once"},
+    {"[{\"a\":1},{\"a\":2}]", "[{\"a\":1},{\"a\":2}]", NULL}, /* one key per object */
+    {"\"\xed\xa0\x80\"", NULL,
+     "request body is not valid JSON: a string is not valid UTF-8 (surrogates, overlong forms "
+     "and code points past U+10FFFF are not) at byte 5"},
     {"{\"o\":{\"x\":[{\"y\":{}}]}}", "{\"o\":{\"x\":[{\"y\":{}}]}}", NULL},
     {"", NULL, "request body is not valid JSON: premature EOF at byte 0"},
     {"   ", NULL, "request body is not valid JSON: premature EOF at byte 3"},
@@ -192,27 +200,79 @@ static void test_parse_depth_limit(void **state)
     assert_non_null(strstr(err.message, "deeper than 64 levels"));
 }
 
-/* Large objects with repeated keys: deduplicated through the hash path. */
-static void test_parse_many_duplicate_keys(void **state)
+/* Large objects with a repeated key: found through the hash path, and
+ * named with the path of the object. */
+static void test_parse_many_keys_one_repeated(void **state)
 {
     arena_t *arena = *state;
     nn_buf_t b;
     buf_init(&b, arena);
-    buf_append_char(&b, '{');
-    for (int round = 0; round < 3; round++)
-        for (int i = 0; i < 500; i++)
-            buf_appendf(&b, "%s\"k%d\":%d", round || i ? "," : "", i, round * 1000 + i);
-    buf_append_char(&b, '}');
+    buf_append_str(&b, "{\"m\":{");
+    for (int i = 0; i < 5000; i++)
+        buf_appendf(&b, "%s\"k%d\":%d", i ? "," : "", i, i);
     nn_error_t err;
     nn_error_init(&err);
+    /* Unique keys: accepted, in order. */
+    size_t unique_len = b.len;
+    buf_append_str(&b, "}}");
     jv_t *v = jv_parse(arena, b.data, b.len, NULL, &err);
     assert_non_null(v);
-    assert_int_equal(v->u.object.n, 500);
-    for (int i = 0; i < 500; i++) {
-        char key[16];
-        snprintf(key, sizeof(key), "k%d", i);
-        assert_string_equal(v->u.object.keys[i], key);           /* first position kept */
-        assert_true(jv_get(v, key)->u.number.value == 2000 + i); /* last value wins */
+    const jv_t *m = jv_get(v, "m");
+    assert_int_equal(m->u.object.n, 5000);
+    assert_string_equal(m->u.object.keys[4999], "k4999");
+
+    b.len = unique_len;
+    buf_append_str(&b, ",\"k1234\":0}}");
+    nn_error_init(&err);
+    assert_null(jv_parse(arena, b.data, b.len, NULL, &err));
+    assert_string_equal(err.code, "invalid_json");
+    assert_non_null(strstr(err.message, "\"k1234\" more than once (in m)"));
+    assert_int_equal(err.nfields, 1);
+    assert_string_equal(err.fields[0].path, "m.k1234");
+}
+
+typedef struct path_case {
+    const char *text;
+    const char *base;
+    const char *path; /* the field named, NULL for none */
+} path_case_t;
+
+/* Where a parse fails is named as a field path, under the base. */
+static void test_parse_error_paths(void **state)
+{
+    (void)state;
+    static const path_case_t cases[] = {
+        {"{\"description\": \"caf\xe9\"}", NULL, "description"},
+        {"{\"m\": {\"a\": [\"ok\", \"\xc3\"]}}", NULL, "m.a[1]"},
+        {"{\"m\": {\"a\": [\"ok\", \"\xed\xa0\x80\"]}}", NULL, "m.a[1]"},
+        {"{\"m\": {\"k\": \"\xf4\x90\x80\x80\"}}", NULL, "m.k"},
+        {"{\"m\": {\"ok\": 1, \"k\xc0\xaf\": 2}}", NULL, "m"},
+        {"{\"d\": \"a\\u0000b\"}", NULL, "d"},
+        {"{\"l\": [1, {\"x\": 1, \"x\": 2}]}", NULL, "l[1].x"},
+        {"{\"owner\": \"\xff\"}", "metadata", "metadata.owner"},
+        {"{\"k\": 1, \"k\": 2}", "preprocessing.inputs[0].image",
+         "preprocessing.inputs[0].image.k"},
+        {"[1, \"\xff\"]", "tags", "tags[1]"},
+        {"{\"a\" 1}", NULL, "a"},
+        {"\"\xff\"", NULL, NULL}, /* the root itself: no field */
+        {"{\"a\":1,\"a\":2}", NULL, "a"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        arena_t *a = arena_create(0);
+        nn_error_t err;
+        nn_error_init(&err);
+        const path_case_t *c = &cases[i];
+        assert_null(jv_parse_at(a, c->text, strlen(c->text), "body", c->base, &err));
+        assert_int_equal(err.status, 400);
+        assert_string_equal(err.code, "invalid_json");
+        if (!c->path) {
+            if (err.nfields != 0)
+                fail_msg("case %zu: unexpected field %s", i, err.fields[0].path);
+        } else if (err.nfields != 1 || strcmp(err.fields[0].path, c->path) != 0) {
+            fail_msg("case %zu: expected field %s, got %zu fields (%s): %s", i, c->path,
+                     err.nfields, err.nfields ? err.fields[0].path : "-", err.message);
+        }
+        arena_destroy(a);
     }
 }
 
@@ -414,7 +474,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_parse_names_what_and_respects_len, setup, teardown),
         cmocka_unit_test_setup_teardown(test_parse_values, setup, teardown),
         cmocka_unit_test_setup_teardown(test_parse_depth_limit, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_parse_many_duplicate_keys, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_parse_many_keys_one_repeated, setup, teardown),
+        cmocka_unit_test(test_parse_error_paths),
         cmocka_unit_test_setup_teardown(test_number_text, setup, teardown),
         cmocka_unit_test_setup_teardown(test_build_and_edit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_serialize_refuses_invalid_utf8, setup, teardown),
