@@ -42,6 +42,7 @@ import requests
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "e2e"))
 
+import helpers_create  # noqa: E402
 import nnreg_client  # noqa: E402
 
 DEV = ROOT / "scripts" / "dev"
@@ -50,8 +51,9 @@ WINDOW = 60
 SAMPLE_EVERY = 2.0
 RSS_TOLERANCE = 0.10
 
-# Operation mix (weights).  Creates are the heavy ones (a multipart upload,
-# a graph parse, then a deployment).
+# Operation mix (weights).  Creates are the heavy ones (a multipart upload
+# of files made unique, so new blobs each time, a graph parse, then a
+# deployment); deletes leave unreferenced blobs behind for gc.
 MIX = [("read", 30), ("list", 20), ("patch", 15), ("task", 15), ("create", 10), ("delete", 10)]
 EXPECTED = {"read": {200}, "list": {200}, "patch": {200}, "task": {200}, "create": {201},
             "delete": {204}}
@@ -167,7 +169,9 @@ class Soak:
                     net = mine.pop(rnd.randrange(len(mine)))
                     r = session.delete(url("networks/%d/" % net[0]), timeout=120)
                 else:
+                    # Files made unique: every create stores new blobs.
                     r = nnreg_client.create_network(self.base, self.key, timeout=300,
+                                                    files=helpers_create.unique_files(),
                                                     name="soak-%d-%s" % (n, uuid.uuid4().hex[:8]))
                     if r.status_code == 201:
                         body = r.json()
