@@ -28,6 +28,7 @@ import grp
 import json
 import os
 import pwd
+import re
 import signal
 import socket
 import stat
@@ -216,6 +217,11 @@ def test_client_gone_while_the_worker_reads_the_body(stack):
     finally:
         shard.unlink(missing_ok=True)
     hf.wait_for(lambda: not hf.holders_of(stack.upload_tmp_dir), 60, "the worker dropping it")
+    # The worker saw the body end early and failed the request itself.
+    line = hf.wait_for(lambda: re.findall(r"nnreg-fcgi\[%d\] req=\S+ POST /v0\.7/networks/ "
+                                          r"(\d{3}) .*" % worker, stack.log()), 30,
+                       "the worker's log line for the request")
+    assert line[-1].startswith("4"), line
     assert hf.alive(worker), "the worker died"
     assert hf.worker_pids(stack) == workers
     for _ in range(2 * len(workers)):
