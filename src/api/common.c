@@ -47,6 +47,7 @@ static bool key_refused(nn_request_t *req, const char *message)
     if (body) {
         req_add_header(req, "X-Nnreg-Error", body);
         req_add_header(req, "X-Accel-Redirect", "@nnreg_auth_failed");
+        req->no_content_type = true;
     }
     return unauthorized(req, "invalid_api_key", message);
 }

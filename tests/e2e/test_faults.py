@@ -25,7 +25,6 @@ the tmpfs is unmounted whatever happens.
 
 import concurrent.futures
 import grp
-import json
 import os
 import pwd
 import re
@@ -74,7 +73,7 @@ def nothing_stored(stack, name, tasks_before, blobs_before):
     """No network by this name, no new task, no new blob, no temp file."""
     assert count(stack, "SELECT count(*) FROM networks WHERE name = '%s'" % name) == 0
     assert count(stack, "SELECT count(*) FROM tasks") == tasks_before
-    assert stack.blob_files() == blobs_before
+    assert stack.blob_files() <= blobs_before  # gc may have removed older unreferenced ones
     assert stack.upload_tmp_files() == set(), stack.upload_tmp_files()
 
 

@@ -240,6 +240,9 @@ class Soak:
             lat[kind] = {"n": len(vals), "p50_ms": round(statistics.median(vals) * 1000, 1),
                          "p99_ms": round(vals[int(len(vals) * 0.99) - 1] * 1000, 1),
                          "max_ms": round(vals[-1] * 1000, 1)}
+        # Every 30 s: each worker's and the deployer's VmRSS (kB).
+        series = [{"t": round(t), "workers": sorted(w.values(), key=lambda v: v or 0),
+                   "deployer": dep} for t, w, dep in self.samples if int(t) % 30 < SAMPLE_EVERY]
         summary = {
             "duration_s": round(elapsed, 1), "connections": self.args.connections,
             "workers": len(self.workers), "requests": total,
@@ -247,7 +250,7 @@ class Soak:
             "by_kind_status": {"%s %s" % k: n for k, n in sorted(self.counts.items(), key=str)},
             "5xx": fivexx, "connection_errors": errors, "unexpected": unexpected,
             "failures": self.failures[:10], "worker_restarted": restarted,
-            "rss": rss, "rss_flat": rss_ok, "latency": lat, "tasks": pending,
+            "rss": rss, "rss_flat": rss_ok, "rss_every_30s": series, "latency": lat, "tasks": pending,
             "check_exit": check.returncode, "check_last_line": (check.stdout.strip()
                                                                 .splitlines() or [""])[-1][:2000],
         }
