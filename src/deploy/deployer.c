@@ -1,9 +1,6 @@
 #include "deploy/deployer.h"
 
 #include <errno.h>
-#ifdef __GLIBC__
-#include <malloc.h>
-#endif
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -242,12 +239,6 @@ static bool deploy_one(deployer_t *d)
     }
     log_set_request_id(NULL);
     arena_destroy(arena);
-#ifdef __GLIBC__
-    /* A deployment allocates and frees buffers of every size (graph,
-     * index, shards); give the freed heap back rather than let the
-     * long-lived process's resident size creep (tests/soak/soak.py). */
-    malloc_trim(0);
-#endif
     return true;
 }
 
