@@ -34,6 +34,24 @@ static bool unauthorized(nn_request_t *req, const char *code, const char *messag
     return nn_error_set(&req->err, 401, code, "%s", message);
 }
 
+/* A key that was sent and refused: a possible guess.  nginx limits these
+ * per client address; it cannot tell them apart itself, so it is told:
+ * X-Accel-Redirect sends the request to its counting location, which
+ * answers with this same body (X-Nnreg-Error) until the address has had
+ * too many (nginx/nnreg.conf.in).  message and code are constants here,
+ * with nothing to escape in JSON. */
+static bool key_refused(nn_request_t *req, const char *message)
+{
+    char *body = arena_printf(req->arena, "{\"error\": \"%s\", \"error_code\": \"invalid_api_key\"}",
+                              message);
+    if (body) {
+        req_add_header(req, "X-Nnreg-Error", body);
+        req_add_header(req, "X-Accel-Redirect", "@nnreg_auth_failed");
+        req->no_content_type = true;
+    }
+    return unauthorized(req, "invalid_api_key", message);
+}
+
 bool api_authenticate(nn_request_t *req)
 {
     const char *key = req_header(req, "X-API-KEY");
@@ -41,7 +59,7 @@ bool api_authenticate(nn_request_t *req)
         return unauthorized(req, "not_authenticated",
                             "no API key: send it in the X-API-KEY header");
     if (strlen(key) > 256)
-        return unauthorized(req, "invalid_api_key", "the API key is not valid");
+        return key_refused(req, "the API key is not valid");
     char hash[APIKEY_HEX_LEN + 1];
     apikey_hash(key, strlen(key), hash);
     const char *params[] = {hash};
@@ -51,8 +69,7 @@ bool api_authenticate(nn_request_t *req)
     /* The row was found by its hash; comparing the hashes again in
      * constant time keeps the decision itself free of timing leaks. */
     if (PQntuples(res) != 1 || !apikey_equal(db_value(res, 0, 2), hash))
-        return unauthorized(req, "invalid_api_key",
-                            "the API key is not valid (revoked, or never issued)");
+        return key_refused(req, "the API key is not valid (revoked, or never issued)");
     const char *app_id = db_value(res, 0, 1);
     const char *sent_app_id = req_header(req, "X-APP-ID");
     if (sent_app_id && *sent_app_id && !apikey_equal(sent_app_id, app_id))

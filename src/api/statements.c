@@ -19,31 +19,31 @@
      "COALESCE((SELECT json_agg(nnreg_network_json(s.n) ORDER BY " order_outer ") "           \
      "FROM (SELECT n FROM networks n WHERE " LIST_WHERE " ORDER BY " order_inner              \
      " LIMIT $4 OFFSET $5) s), '[]'::json)::text",                                            \
-     5}
+     5, DB_RETRY_SAFE}
 
 /* Tasks visible to organization $2: its own, and those of public networks. */
 #define VISIBLE_TASK                                                                          \
     "(t.org_id = $2 OR EXISTS (SELECT 1 FROM networks n WHERE n.id = t.network_id AND n.is_public))"
 
 const db_statement_t api_statements[] = {
-    {"health", "SELECT 1", 0},
+    {"health", "SELECT 1", 0, DB_RETRY_SAFE},
     {"auth_key",
      "SELECT k.org_id, k.app_id, k.key_hash FROM api_keys k "
      "WHERE k.key_hash = $1 AND k.revoked_at IS NULL",
-     1},
+     1, DB_RETRY_SAFE},
 
     {"network_get",
      "SELECT nnreg_network_json(n)::text, n.version, n.org_id = $2 FROM networks n "
      "WHERE n.id = $1 AND " VISIBLE_NETWORK,
-     2},
+     2, DB_RETRY_SAFE},
     {"network_get_slug",
      "SELECT nnreg_network_json(n)::text, n.version, n.id FROM networks n "
      "WHERE n.slug = $1 AND n.is_public",
-     1},
+     1, DB_RETRY_SAFE},
     {"network_access",
-     "SELECT n.org_id = $2, n.version FROM networks n WHERE n.id = $1 AND " VISIBLE_NETWORK, 2},
+     "SELECT n.org_id = $2, n.version FROM networks n WHERE n.id = $1 AND " VISIBLE_NETWORK, 2, DB_RETRY_SAFE},
     {"network_graph", "SELECT n.graph::text FROM networks n WHERE n.id = $1 AND " VISIBLE_NETWORK,
-     2},
+     2, DB_RETRY_SAFE},
 
     NETWORK_LIST("network_list_id_desc", "n.id DESC", "(s.n).id DESC"),
     NETWORK_LIST("network_list_id", "n.id", "(s.n).id"),
@@ -55,7 +55,7 @@ const db_statement_t api_statements[] = {
 
     /* Create, in one transaction: blobs, the network with its task (ids
      * drawn first so each row can name the other), files, NOTIFY. */
-    {"blob_insert", "INSERT INTO blobs (sha256, size) VALUES ($1, $2) ON CONFLICT DO NOTHING", 2},
+    {"blob_insert", "INSERT INTO blobs (sha256, size) VALUES ($1, $2) ON CONFLICT DO NOTHING", 2, DB_RUN_ONCE},
     {"network_insert",
      "WITH ids AS (SELECT nextval('networks_id_seq') AS nid, nextval('tasks_id_seq') AS tid), "
      "n AS (INSERT INTO networks (id, org_id, name, description, metadata, framework, "
@@ -65,26 +65,26 @@ const db_statement_t api_statements[] = {
      "t AS (INSERT INTO tasks (id, org_id, network_id, kind, name) "
      "SELECT ids.tid, $1, ids.nid, 'deploy', 'deploy network ' || ids.nid FROM ids RETURNING id) "
      "SELECT n.id, n.task_id, pg_notify('nnreg_deploy', n.task_id::text) FROM n, t",
-     8},
+     8, DB_RUN_ONCE},
     {"network_file_insert",
      "INSERT INTO network_files (network_id, name, sha256, size, type, position) "
      "VALUES ($1, $2, $3, $4, $5, $6)",
-     6},
+     6, DB_RUN_ONCE},
     {"network_json", "SELECT nnreg_network_json(n)::text, n.version FROM networks n WHERE n.id = $1",
-     1},
+     1, DB_RETRY_SAFE},
 
     {"idempotency_get",
      "SELECT status, body FROM idempotency_keys WHERE org_id = $1 AND key = $2 "
      "AND create_date > clock_timestamp() - interval '24 hours'",
-     2},
+     2, DB_RETRY_SAFE},
     {"idempotency_expire",
      "DELETE FROM idempotency_keys WHERE org_id = $1 AND key = $2 "
      "AND create_date <= clock_timestamp() - interval '24 hours'",
-     2},
+     2, DB_RUN_ONCE},
     {"idempotency_insert",
      "INSERT INTO idempotency_keys (org_id, key, status, body, network_id) "
      "VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING 1",
-     5},
+     5, DB_RUN_ONCE},
 
     /* Updates: $1 id, $2 org, $3 name or NULL (keep), $4 description or
      * NULL, $5 metadata or NULL, $6 the versions If-Match accepts (an
@@ -98,22 +98,22 @@ const db_statement_t api_statements[] = {
      "AND ($6::integer[] IS NULL OR n.version = ANY($6::integer[])) "
      "RETURNING n.*) "
      "SELECT nnreg_network_json(u::networks)::text, u.version FROM u",
-     6},
+     6, DB_RUN_ONCE},
     {"network_delete",
      "WITH d AS (DELETE FROM networks n WHERE n.id = $1 AND n.org_id = $2 "
      "AND ($3::integer[] IS NULL OR n.version = ANY($3::integer[])) RETURNING n.id) "
      "SELECT d.id, pg_notify('nnreg_undeploy', d.id::text) FROM d",
-     3},
+     3, DB_RUN_ONCE},
 
     {"task_get", "SELECT nnreg_task_json(t)::text FROM tasks t WHERE t.id = $1 AND " VISIBLE_TASK,
-     2},
+     2, DB_RETRY_SAFE},
     /* $1 ids array, $2 org, $3 limit, $4 offset. */
     {"task_list",
      "SELECT (SELECT count(*) FROM tasks t WHERE t.id = ANY($1::bigint[]) AND " VISIBLE_TASK "), "
      "COALESCE((SELECT json_agg(nnreg_task_json(s.t) ORDER BY (s.t).id) FROM "
      "(SELECT t FROM tasks t WHERE t.id = ANY($1::bigint[]) AND " VISIBLE_TASK
      " ORDER BY t.id LIMIT $3 OFFSET $4) s), '[]'::json)::text",
-     4},
+     4, DB_RETRY_SAFE},
 
     /* GET /metrics, one round trip over every organization's tasks.  Rows
      * (section, kind, status, bucket, count, seconds):
@@ -142,7 +142,7 @@ const db_statement_t api_statements[] = {
      "extract(epoch FROM clock_timestamp() - min(create_date))::float8 "
      "FROM tasks WHERE status = 'pending' "
      "ORDER BY 1, 2, 3, 4",
-     1},
+     1, DB_RETRY_SAFE},
 };
 
 const size_t api_nstatements = sizeof(api_statements) / sizeof(api_statements[0]);

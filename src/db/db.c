@@ -102,11 +102,43 @@ static bool db_connect(db_t *db, nn_error_t *err)
     return true;
 }
 
+/* Whether an idle connection is still alive.  A backend that was
+ * terminated, or a server that shut down, sends its last words and closes
+ * while we are idle; reading what is pending (without waiting: libpq's
+ * socket is non-blocking) and parsing it turns such a connection bad here,
+ * before a statement is sent that could not be retried.  A connection
+ * that dies while a statement runs is still caught by db_exec. */
+static bool db_idle_alive(db_t *db)
+{
+    if (!db->conn || PQstatus(db->conn) != CONNECTION_OK)
+        return false;
+    if (db->in_transaction)
+        return true;
+    /* Twice: the first read may stop after the message, before the end of
+     * the stream. */
+    for (int i = 0; i < 2; i++) {
+        if (!PQconsumeInput(db->conn))
+            return false;
+        (void)PQisBusy(db->conn); /* parses what arrived (a FATAL becomes a notice) */
+    }
+    return PQstatus(db->conn) == CONNECTION_OK;
+}
+
 bool db_ready(db_t *db, nn_error_t *err)
 {
-    if (db->conn && PQstatus(db->conn) == CONNECTION_OK)
+    if (db_idle_alive(db))
         return true;
+    if (db->conn)
+        log_warn("database connection found closed while idle: reconnecting");
     return db_connect(db, err);
+}
+
+static const db_statement_t *db_find(const db_t *db, const char *name)
+{
+    for (size_t i = 0; i < db->nstatements; i++)
+        if (strcmp(db->statements[i].name, name) == 0)
+            return &db->statements[i];
+    return NULL;
 }
 
 static void db_result_free(void *res)
@@ -135,15 +167,28 @@ PGresult *db_exec(db_t *db, arena_t *arena, const char *statement, int nparams,
         if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
             return db_keep(arena, res, err);
         if (PQstatus(db->conn) != CONNECTION_OK) {
-            /* Lost the server.  Outside a transaction nothing was half
-             * done: reconnect and try once more; inside one, the
-             * transaction is gone, so the request fails. */
+            /* Lost the server while the statement ran.  Inside a
+             * transaction, the transaction is gone: the request fails.
+             * Outside one, the server may have run the statement and only
+             * the answer was lost: only a statement that a second run
+             * cannot change more is sent again. */
             PQclear(res);
             bool was_in_tx = db->in_transaction;
             db_drop(db);
-            log_warn("database connection lost during %s", statement);
+            const db_statement_t *s = db_find(db, statement);
+            bool retry = !was_in_tx && s && s->retry_safe && attempt == 0;
+            log_warn("database connection lost during %s%s", statement,
+                     retry ? ": retrying on a new connection" : "");
             if (was_in_tx)
                 return db_unavailable(err, "connection lost"), NULL;
+            if (!retry) {
+                err->retry_after = DB_RETRY_AFTER;
+                nn_error_set(err, 503, "database_unavailable",
+                             "the database connection was lost while the change was being "
+                             "made, so it may or may not have been applied; check (GET) "
+                             "before retrying");
+                return NULL;
+            }
             continue;
         }
         const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
@@ -198,8 +243,15 @@ static bool db_simple(db_t *db, const char *sql, nn_error_t *err)
 
 bool db_begin(db_t *db, nn_error_t *err)
 {
-    if (!db_simple(db, "BEGIN", err))
-        return false;
+    /* BEGIN changes nothing: when the connection turns out dead, it is
+     * sent once more on a new one. */
+    if (!db_simple(db, "BEGIN", err)) {
+        if (db->conn || err->status != 503)
+            return false;
+        nn_error_init(err);
+        if (!db_simple(db, "BEGIN", err))
+            return false;
+    }
     db->in_transaction = true;
     return true;
 }

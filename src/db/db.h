@@ -20,10 +20,20 @@
 #include "util/arena.h"
 #include "util/error.h"
 
+/* Whether db_exec may send a statement again when the connection dropped
+ * while it ran.  The server may have run it (a write may have committed
+ * and only the answer was lost), so only statements that a second run
+ * cannot change more are retried: reads, and writes guarded so that they
+ * match nothing once done.  Any other write is reported as lost (503) and
+ * the caller decides. */
+#define DB_RETRY_SAFE true
+#define DB_RUN_ONCE false
+
 typedef struct db_statement {
     const char *name; /* prepared statement name */
     const char *sql;  /* with $1..$n parameters, all sent as text */
     int nparams;
+    bool retry_safe; /* DB_RETRY_SAFE or DB_RUN_ONCE */
 } db_statement_t;
 
 typedef struct db db_t;
@@ -37,8 +47,10 @@ bool db_ready(db_t *db, nn_error_t *err) __attribute__((warn_unused_result));
 
 /* Executes a prepared statement by name.  Returns a PGresult with status
  * PGRES_TUPLES_OK or PGRES_COMMAND_OK, owned by the arena; NULL on error
- * with err filled: 503 when the connection is lost (outside a transaction
- * the statement is retried once on a fresh connection first), 409
+ * with err filled: 503 when the connection is lost (a connection that died
+ * while idle is replaced before the statement is sent; one lost while the
+ * statement ran is retried once on a fresh connection only for a
+ * DB_RETRY_SAFE statement outside a transaction), 409
  * "conflict" for unique violations when sqlstate_out is NULL, 500
  * otherwise.  When sqlstate_out is not NULL and the server reported an
  * error, *sqlstate_out receives its SQLSTATE (arena copy) and err is left

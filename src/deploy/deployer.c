@@ -40,20 +40,23 @@ static const db_statement_t deployer_statements[] = {
      "AND (lease_until IS NULL OR lease_until < clock_timestamp()) "
      "ORDER BY id FOR UPDATE SKIP LOCKED LIMIT 1) "
      "RETURNING id, network_id, attempts",
-     2},
+     2, DB_RUN_ONCE},
     {"extend",
      "UPDATE tasks SET lease_until = clock_timestamp() + make_interval(secs => $4::integer) "
      "WHERE id = $1 AND owner = $2 AND attempts = $3 AND status = 'pending' RETURNING id",
-     4},
+     4, DB_RETRY_SAFE},
     {"finish",
      "UPDATE tasks SET status = $4, error = $5, data = $6::jsonb, lease_until = NULL, "
      "update_date = clock_timestamp() "
      "WHERE id = $1 AND owner = $2 AND attempts = $3 AND status = 'pending' RETURNING id",
-     6},
-    {"network", "SELECT preprocessing::text, postprocessings::text FROM networks WHERE id = $1", 1},
+     6, DB_RUN_ONCE},
+    /* Whether a finish whose answer was lost committed (see finish()). */
+    {"task_state", "SELECT status FROM tasks WHERE id = $1 AND owner = $2 AND attempts = $3", 3,
+     DB_RETRY_SAFE},
+    {"network", "SELECT preprocessing::text, postprocessings::text FROM networks WHERE id = $1", 1, DB_RETRY_SAFE},
     {"files",
-     "SELECT name, sha256, size FROM network_files WHERE network_id = $1 ORDER BY position", 1},
-    {"existing", "SELECT id FROM networks WHERE id = ANY($1::bigint[])", 1},
+     "SELECT name, sha256, size FROM network_files WHERE network_id = $1 ORDER BY position", 1, DB_RETRY_SAFE},
+    {"existing", "SELECT id FROM networks WHERE id = ANY($1::bigint[])", 1, DB_RETRY_SAFE},
 };
 
 static volatile sig_atomic_t deployer_stopping;
@@ -120,6 +123,26 @@ static void finish(claim_t *c, const char *status, const char *error, const jv_t
     char *data = report ? jv_serialize(c->arena, report, NULL) : NULL;
     const char *params[] = {c->task_id, c->d->owner, c->attempts, status, error, data};
     PGresult *res = db_exec(c->d->db, c->arena, "finish", 6, params, NULL, &err);
+    if (!res && err.status == 503) {
+        /* The connection dropped: the write may have committed with only
+         * its answer lost.  Look first; write again only while the task
+         * is still pending under this claim (the write is guarded by the
+         * same claim, so it can never overwrite another deployer's). */
+        nn_error_t again;
+        nn_error_init(&again);
+        const char *sparams[] = {c->task_id, c->d->owner, c->attempts};
+        PGresult *st = db_exec(c->d->db, c->arena, "task_state", 3, sparams, NULL, &again);
+        if (st && PQntuples(st) == 1 && strcmp(db_value(st, 0, 0), status) == 0) {
+            log_info("task %s: %s (recorded before the connection dropped)", c->task_id, status);
+            return;
+        }
+        if (st && PQntuples(st) == 1 && strcmp(db_value(st, 0, 0), "pending") == 0) {
+            log_warn("task %s: connection lost while recording %s: writing it again",
+                     c->task_id, status);
+            nn_error_init(&err);
+            res = db_exec(c->d->db, c->arena, "finish", 6, params, NULL, &err);
+        }
+    }
     if (!res)
         log_error("task %s: could not record %s: %s", c->task_id, status, err.message);
     else if (PQntuples(res) != 1)

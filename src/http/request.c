@@ -286,7 +286,7 @@ void req_send(nn_request_t *req)
     char line[96];
     int n = snprintf(line, sizeof(line), "Status: %d %s\r\n", req->status, status_text(req->status));
     FCGX_PutStr(line, n, out);
-    if (req->status != 204) {
+    if (req->status != 204 && !req->no_content_type) {
         /* The error body render_error wrote is JSON, whatever the handler
          * had chosen before it failed. */
         const char *type = req->response_type && !nn_error_is_set(&req->err)

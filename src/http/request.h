@@ -64,6 +64,9 @@ typedef struct nn_request {
                                 * response with an error recorded is JSON
                                 * whatever this says. */
     nn_buf_t headers;       /* extra header lines, each ending in \r\n */
+    bool no_content_type;   /* send no Content-Type: an X-Accel-Redirect
+                             * answer, whose type nginx sets (a copied one
+                             * would reach the client with its charset twice) */
     nn_buf_t body;
     uint64_t body_bytes_read;
 } nn_request_t;

@@ -214,6 +214,10 @@ def _start_stack():
     port = free_port()
     env = dict(os.environ)
     env.update({"NNREG_VAR": var, "NNREG_PORT": str(port), "PYTHONDONTWRITEBYTECODE": "1"})
+    # Refused keys per address (nginx): the suites send many bad keys on
+    # purpose; test_faults.py checks the limit with these figures.
+    env.setdefault("NNREG_AUTH_FAIL_PER_MINUTE", "1200")
+    env.setdefault("NNREG_AUTH_FAIL_BURST", "100")
     env.pop("NNREG_DATABASE_URL", None)
     return var, port, env
 

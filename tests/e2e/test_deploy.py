@@ -34,6 +34,7 @@ import requests
 
 import helpers_create as hc
 import helpers_deploy as hd
+import helpers_faults as hf
 from helpers_api import pg_ctl
 from nnreg_client import MODELS
 
@@ -93,13 +94,15 @@ def set_claim(stack, task_id, owner, attempts, lease):
 
 def late_write(stack, task_id, owner, attempts):
     """What a deployer that lost its claim would write at the end: the
-    deployer's own guarded finish (owner + attempt + still pending).
-    Returns the number of rows it changed."""
-    return int(stack.sql(
-        "WITH u AS (UPDATE tasks SET status = 'success', error = NULL, data = '{}'::jsonb, "
-        "lease_until = NULL, update_date = clock_timestamp() "
-        "WHERE id = %d AND owner = '%s' AND attempts = %d AND status = 'pending' "
-        "RETURNING 1) SELECT count(*) FROM u" % (task_id, owner, attempts)))
+    deployer's own finish statement (read from src/deploy/deployer.c, so
+    that its owner/attempt guard is the one tested), run with that
+    deployer's owner and attempt.  Returns the number of rows it changed."""
+    sql, nparams = hf.deployer_statement("finish")
+    assert nparams == 6
+    out = stack.sql("PREPARE nnreg_late_finish AS %s; "
+                    "EXECUTE nnreg_late_finish(%d, '%s', %d, 'success', NULL, '{}')"
+                    % (sql, task_id, owner, attempts))
+    return len([line for line in out.splitlines() if line.strip().isdigit()])  # the ids RETURNING gave
 
 
 # --- success: report and layout ----------------------------------------------------
