@@ -1,8 +1,15 @@
 /* statements.c - every SQL statement the FastCGI workers run, prepared on
  * each new connection.  Network and task objects are built by the SQL
- * functions nnreg_network_json / nnreg_task_json (sql/001_init.sql), so a
- * route answers in one round trip with one shape. */
+ * functions nnreg_network_object / nnreg_task_json (sql/), so a route
+ * answers in one round trip with one shape. */
 #include "api/api.h"
+
+/* The network object of API.md for the row n (an alias or a row
+ * expression): sql/004_perf_indexes.sql says why the files are selected
+ * here rather than inside a function. */
+#define NETWORK_JSON(n)                                                                       \
+    "nnreg_network_object(" n ", (SELECT json_agg(nnreg_file_json(f) ORDER BY f.position) "   \
+    "FROM network_files f WHERE f.network_id = (" n ").id))"
 
 /* Visibility of a network to organization $2 (own or public). */
 #define VISIBLE_NETWORK "(n.org_id = $2 OR n.is_public)"
@@ -31,7 +38,7 @@
 #define LIST_FILTER                                                                           \
     " AND ($2::text IS NULL OR n.name ILIKE $2) AND ($3::boolean IS NULL OR n.is_public = $3)"
 #define LIST_PAGE(keys, order, vorder, filter, limit, offset)                                \
-    "COALESCE((SELECT json_agg(nnreg_network_json(n) ORDER BY " vorder ") FROM "             \
+    "COALESCE((SELECT json_agg(" NETWORK_JSON("n") " ORDER BY " vorder ") FROM "             \
     "(SELECT * FROM ((SELECT " keys " FROM networks n WHERE n.org_id = $1" filter            \
     " ORDER BY " order " LIMIT " limit "::bigint + " offset "::bigint) UNION ALL (SELECT "  \
     keys " FROM networks n WHERE n.is_public AND n.org_id <> $1" filter " ORDER BY " order   \
@@ -58,11 +65,11 @@ const db_statement_t api_statements[] = {
      1},
 
     {"network_get",
-     "SELECT nnreg_network_json(n)::text, n.version, n.org_id = $2 FROM networks n "
+     "SELECT " NETWORK_JSON("n") "::text, n.version, n.org_id = $2 FROM networks n "
      "WHERE n.id = $1 AND " VISIBLE_NETWORK,
      2},
     {"network_get_slug",
-     "SELECT nnreg_network_json(n)::text, n.version, n.id FROM networks n "
+     "SELECT " NETWORK_JSON("n") "::text, n.version, n.id FROM networks n "
      "WHERE n.slug = $1 AND n.is_public",
      1},
     {"network_access",
@@ -97,7 +104,7 @@ const db_statement_t api_statements[] = {
      "INSERT INTO network_files (network_id, name, sha256, size, type, position) "
      "VALUES ($1, $2, $3, $4, $5, $6)",
      6},
-    {"network_json", "SELECT nnreg_network_json(n)::text, n.version FROM networks n WHERE n.id = $1",
+    {"network_json", "SELECT " NETWORK_JSON("n") "::text, n.version FROM networks n WHERE n.id = $1",
      1},
 
     {"idempotency_get",
@@ -124,7 +131,7 @@ const db_statement_t api_statements[] = {
      "WHERE n.id = $1 AND n.org_id = $2 "
      "AND ($6::integer[] IS NULL OR n.version = ANY($6::integer[])) "
      "RETURNING n.*) "
-     "SELECT nnreg_network_json(u::networks)::text, u.version FROM u",
+     "SELECT " NETWORK_JSON("u::networks") "::text, u.version FROM u",
      6},
     {"network_delete",
      "WITH d AS (DELETE FROM networks n WHERE n.id = $1 AND n.org_id = $2 "
