@@ -106,3 +106,51 @@ CREATE INDEX networks_org_name_idx ON networks (org_id, name, id);
 CREATE INDEX networks_org_update_date_idx ON networks (org_id, update_date, id);
 CREATE INDEX networks_public_name_idx ON networks (name, id) WHERE is_public;
 CREATE INDEX networks_public_update_date_idx ON networks (update_date, id) WHERE is_public;
+
+-- 3. JSON objects built without parsing SQL on every request.  PostgreSQL
+--    inlines a SQL function into the query that calls it only when the
+--    function is a bare expression: no sub-select, and no volatility
+--    stronger than it declares.  Otherwise every execution of a statement
+--    parses and plans the function's body again (perf showed base_yyparse
+--    at the top of the workers' backends).  nnreg_iso was declared
+--    IMMUTABLE around to_char (STABLE): never inlined; it is STABLE now.
+--    nnreg_network_json holds a sub-select (the files): the object is now
+--    built by nnreg_network_object from the row and its files' array,
+--    which the statements select themselves (src/api/statements.c), so
+--    every piece inlines.  nnreg_network_json stays, with the same output,
+--    for whoever calls it.
+CREATE OR REPLACE FUNCTION nnreg_iso(t timestamptz) RETURNS text
+LANGUAGE sql STABLE STRICT PARALLEL SAFE AS $$
+    SELECT to_char(t AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
+$$;
+
+CREATE FUNCTION nnreg_file_json(f network_files) RETURNS json
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT json_build_object('name', f.name, 'size', f.size, 'sha256', f.sha256, 'type', f.type)
+$$;
+
+-- files: the json_agg of nnreg_file_json over the network's files in
+-- position order, NULL when it has none.
+CREATE FUNCTION nnreg_network_object(n networks, files json) RETURNS json
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT json_build_object(
+        'id', n.id,
+        'name', n.name,
+        'description', n.description,
+        'metadata', n.metadata,
+        'framework', n.framework,
+        'preprocessing', n.preprocessing,
+        'postprocessings', n.postprocessings,
+        'files', COALESCE(files, '[]'::json),
+        'is_public', n.is_public,
+        'slug', n.slug,
+        'task_id', n.task_id,
+        'create_date', nnreg_iso(n.create_date),
+        'update_date', nnreg_iso(n.update_date))
+$$;
+
+CREATE OR REPLACE FUNCTION nnreg_network_json(n networks) RETURNS json
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT nnreg_network_object(n, (SELECT json_agg(nnreg_file_json(f) ORDER BY f.position)
+                                    FROM network_files f WHERE f.network_id = n.id))
+$$;
