@@ -64,9 +64,14 @@ const db_statement_t api_statements[] = {
      "WHERE k.key_hash = $1 AND k.revoked_at IS NULL",
      1},
 
-    {"network_get",
-     "SELECT " NETWORK_JSON("n") "::text, n.version, n.org_id = $2 FROM networks n "
-     "WHERE n.id = $1 AND " VISIBLE_NETWORK,
+    /* The hot reads authenticate in their own statement (api_auth_exec):
+     * $1 the key's hash, $2 the id; the key's row, with the object (or
+     * NULLs when it does not exist or is not visible). */
+    {"network_get_auth",
+     "SELECT k.org_id, k.app_id, k.key_hash, j.body, j.version FROM api_keys k "
+     "LEFT JOIN LATERAL (SELECT " NETWORK_JSON("n") "::text AS body, n.version FROM networks n "
+     "WHERE n.id = $2 AND (n.org_id = k.org_id OR n.is_public)) j ON true "
+     "WHERE k.key_hash = $1 AND k.revoked_at IS NULL",
      2},
     {"network_get_slug",
      "SELECT " NETWORK_JSON("n") "::text, n.version, n.id FROM networks n "
@@ -139,7 +144,12 @@ const db_statement_t api_statements[] = {
      "SELECT d.id, pg_notify('nnreg_undeploy', d.id::text) FROM d",
      3},
 
-    {"task_get", "SELECT nnreg_task_json(t)::text FROM tasks t WHERE t.id = $1 AND " VISIBLE_TASK,
+    {"task_get_auth",
+     "SELECT k.org_id, k.app_id, k.key_hash, j.body FROM api_keys k "
+     "LEFT JOIN LATERAL (SELECT nnreg_task_json(t)::text AS body FROM tasks t WHERE t.id = $2 "
+     "AND (t.org_id = k.org_id OR EXISTS (SELECT 1 FROM networks n WHERE n.id = t.network_id "
+     "AND n.is_public))) j ON true "
+     "WHERE k.key_hash = $1 AND k.revoked_at IS NULL",
      2},
     /* $1 ids array, $2 org, $3 limit, $4 offset. */
     {"task_list",
