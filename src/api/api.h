@@ -56,6 +56,15 @@ bool api_page_render(nn_request_t *req, const api_page_t *page, long long count,
 bool api_send_network(nn_request_t *req, int status, PGresult *res, long long id)
     __attribute__((warn_unused_result));
 
+/* Authentication folded into the handler's own statement (routes flagged
+ * ROUTE_AUTH_IN_HANDLER): runs statement with $1 the key's hash and
+ * $2.. extra, a statement whose rows are those of the key (none when
+ * the key is unknown or revoked), columns 0-2 org_id, app_id, key_hash,
+ * then its own.  Makes every check api_authenticate makes and fills
+ * req->org_id; NULL with req->err filled (401, 503...) otherwise. */
+PGresult *api_auth_exec(nn_request_t *req, const char *statement, int nextra,
+                        const char *const *extra) __attribute__((warn_unused_result));
+
 /* Parses a route id ("42") or fails with 404. */
 bool api_route_id(nn_request_t *req, int index, long long *id) __attribute__((warn_unused_result));
 

@@ -14,13 +14,13 @@ const route_t api_routes[] = {
     {"GET", "/networks/public/{}", api_networks_get_public, ROUTE_AUTH},
     {"GET", "/networks", api_networks_list, ROUTE_AUTH},
     {"POST", "/networks", api_networks_create, ROUTE_AUTH},
-    {"GET", "/networks/{}", api_networks_get, ROUTE_AUTH},
+    {"GET", "/networks/{}", api_networks_get, ROUTE_AUTH_IN_HANDLER},
     {"PATCH", "/networks/{}", api_networks_patch, ROUTE_AUTH},
     {"PUT", "/networks/{}", api_networks_put, ROUTE_AUTH},
     {"DELETE", "/networks/{}", api_networks_delete, ROUTE_AUTH},
     {"GET", "/networks/{}/graph", api_networks_graph, ROUTE_AUTH},
     {"GET", "/tasks", api_tasks_list, ROUTE_AUTH},
-    {"GET", "/tasks/{}", api_tasks_get, ROUTE_AUTH},
+    {"GET", "/tasks/{}", api_tasks_get, ROUTE_AUTH_IN_HANDLER},
     /* No key: nginx serves it to loopback only (nginx/nnreg.conf.in). */
     {"GET", "/metrics", api_metrics, 0},
 };
@@ -52,7 +52,10 @@ static bool key_refused(nn_request_t *req, const char *message)
     return unauthorized(req, "invalid_api_key", message);
 }
 
-bool api_authenticate(nn_request_t *req)
+
+/* The checks before the database: a key is there and not absurdly long;
+ * its hash into hash. */
+static bool auth_key_hash(nn_request_t *req, char hash[APIKEY_HEX_LEN + 1])
 {
     const char *key = req_header(req, "X-API-KEY");
     if (!key || !*key)
@@ -60,12 +63,14 @@ bool api_authenticate(nn_request_t *req)
                             "no API key: send it in the X-API-KEY header");
     if (strlen(key) > 256)
         return key_refused(req, "the API key is not valid");
-    char hash[APIKEY_HEX_LEN + 1];
     apikey_hash(key, strlen(key), hash);
-    const char *params[] = {hash};
-    PGresult *res = db_exec(req->ctx->db, req->arena, "auth_key", 1, params, NULL, &req->err);
-    if (!res)
-        return false;
+    return true;
+}
+
+/* The checks on the key's row (columns org_id, app_id, key_hash; no row
+ * when the key is unknown or revoked). */
+static bool auth_accept(nn_request_t *req, const PGresult *res, const char *hash)
+{
     /* The row was found by its hash; comparing the hashes again in
      * constant time keeps the decision itself free of timing leaks. */
     if (PQntuples(res) != 1 || !apikey_equal(db_value(res, 0, 2), hash))
@@ -78,7 +83,37 @@ bool api_authenticate(nn_request_t *req)
                             "printed with the key, or leave the header out");
     req->org_id = db_value_ll(res, 0, 0);
     req->app_id = arena_strdup(req->arena, app_id);
-    return true;
+    return req->app_id != NULL || nn_error_oom(&req->err);
+}
+
+bool api_authenticate(nn_request_t *req)
+{
+    char hash[APIKEY_HEX_LEN + 1];
+    if (!auth_key_hash(req, hash))
+        return false;
+    const char *params[] = {hash};
+    PGresult *res = db_exec(req->ctx->db, req->arena, "auth_key", 1, params, NULL, &req->err);
+    return res && auth_accept(req, res, hash);
+}
+
+PGresult *api_auth_exec(nn_request_t *req, const char *statement, int nextra,
+                        const char *const *extra)
+{
+    char hash[APIKEY_HEX_LEN + 1];
+    if (!auth_key_hash(req, hash))
+        return NULL;
+    const char *params[4] = {hash};
+    if (nextra < 0 || nextra > 3) {
+        nn_error_internal(&req->err, "too many statement parameters");
+        return NULL;
+    }
+    for (int i = 0; i < nextra; i++)
+        params[i + 1] = extra[i];
+    PGresult *res =
+        db_exec(req->ctx->db, req->arena, statement, nextra + 1, params, NULL, &req->err);
+    if (!res || !auth_accept(req, res, hash))
+        return NULL;
+    return res;
 }
 
 bool api_route_id(nn_request_t *req, int index, long long *id)

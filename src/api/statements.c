@@ -1,25 +1,57 @@
 /* statements.c - every SQL statement the FastCGI workers run, prepared on
  * each new connection.  Network and task objects are built by the SQL
- * functions nnreg_network_json / nnreg_task_json (sql/001_init.sql), so a
- * route answers in one round trip with one shape. */
+ * functions nnreg_network_object / nnreg_task_json (sql/), so a route
+ * answers in one round trip with one shape. */
 #include "api/api.h"
+
+/* The network object of API.md for the row n (an alias or a row
+ * expression): sql/004_perf_indexes.sql says why the files are selected
+ * here rather than inside a function. */
+#define NETWORK_JSON(n)                                                                       \
+    "nnreg_network_object(" n ", (SELECT json_agg(nnreg_file_json(f) ORDER BY f.position) "   \
+    "FROM network_files f WHERE f.network_id = (" n ").id))"
 
 /* Visibility of a network to organization $2 (own or public). */
 #define VISIBLE_NETWORK "(n.org_id = $2 OR n.is_public)"
 
-/* Network lists: $1 org, $2 name substring pattern or NULL, $3 is_public
- * filter or NULL, $4 limit, $5 offset.  One statement per ordering, since
- * ORDER BY cannot be a parameter. */
-#define LIST_WHERE                                                                            \
-    "(n.org_id = $1 OR n.is_public) AND ($2::text IS NULL OR n.name ILIKE $2) "              \
-    "AND ($3::boolean IS NULL OR n.is_public = $3)"
-#define NETWORK_LIST(stmt, order_inner, order_outer)                                          \
-    {stmt,                                                                                    \
-     "SELECT (SELECT count(*) FROM networks n WHERE " LIST_WHERE "), "                        \
-     "COALESCE((SELECT json_agg(nnreg_network_json(s.n) ORDER BY " order_outer ") "           \
-     "FROM (SELECT n FROM networks n WHERE " LIST_WHERE " ORDER BY " order_inner              \
-     " LIMIT $4 OFFSET $5) s), '[]'::json)::text",                                            \
-     5, DB_RETRY_SAFE}
+/* Network lists, one statement per ordering (ORDER BY cannot be a
+ * parameter), in two forms:
+ *   network_list_ORDER           $1 org, $2 limit, $3 offset: no filter
+ *   network_list_ORDER_filtered  $1 org, $2 name substring pattern or
+ *                                NULL, $3 is_public or NULL, $4 limit,
+ *                                $5 offset
+ * The unfiltered form is the common one and has a plan of its own: with
+ * the filters as parameters a generic plan would have to fetch every row
+ * it skips to test them.
+ *
+ * What a caller sees is two disjoint sets: its own networks, and the public
+ * networks of other organizations.  Each is read in the list's order from
+ * an index (sql/004_perf_indexes.sql) that holds the sort keys, so an
+ * offset is skipped in the index alone (index-only scans); the planner
+ * merges the two (Merge Append), and only the page's rows are read from the
+ * table.  A page thus costs offset + limit index entries whatever the table
+ * holds, instead of a sort of everything visible.  (Each half is limited
+ * to offset + limit and the union sorted: PostgreSQL does not merge the
+ * halves of a UNION ALL in order by itself, it sorted all of them.)  The count comes from the
+ * counters of network_counts, exact and O(organizations); only a name
+ * filter needs a real count. */
+#define LIST_FILTER                                                                           \
+    " AND ($2::text IS NULL OR n.name ILIKE $2) AND ($3::boolean IS NULL OR n.is_public = $3)"
+#define LIST_PAGE(keys, order, vorder, filter, limit, offset)                                \
+    "COALESCE((SELECT json_agg(" NETWORK_JSON("n") " ORDER BY " vorder ") FROM "             \
+    "(SELECT * FROM ((SELECT " keys " FROM networks n WHERE n.org_id = $1" filter            \
+    " ORDER BY " order " LIMIT " limit "::bigint + " offset "::bigint) UNION ALL (SELECT "  \
+    keys " FROM networks n WHERE n.is_public AND n.org_id <> $1" filter " ORDER BY " order   \
+    " LIMIT " limit "::bigint + " offset "::bigint)) v ORDER BY " order " LIMIT " limit      \
+    " OFFSET " offset ") v JOIN networks n ON n.id = v.id), '[]'::json)::text"
+#define NETWORK_LIST(stmt, keys, order, vorder)                                               \
+    {stmt, "SELECT nnreg_network_count($1, NULL), "                                           \
+     LIST_PAGE(keys, order, vorder, "", "$2", "$3"), 3, DB_RETRY_SAFE},                                      \
+    {stmt "_filtered",                                                                        \
+     "SELECT CASE WHEN $2::text IS NULL THEN nnreg_network_count($1, $3::boolean) "           \
+     "ELSE (SELECT count(*) FROM networks n WHERE (n.org_id = $1 OR n.is_public)" LIST_FILTER \
+     ") END, " LIST_PAGE(keys, order, vorder, LIST_FILTER, "$4", "$5"),                       \
+     5}
 
 /* Tasks visible to organization $2: its own, and those of public networks. */
 #define VISIBLE_TASK                                                                          \
@@ -32,12 +64,17 @@ const db_statement_t api_statements[] = {
      "WHERE k.key_hash = $1 AND k.revoked_at IS NULL",
      1, DB_RETRY_SAFE},
 
-    {"network_get",
-     "SELECT nnreg_network_json(n)::text, n.version, n.org_id = $2 FROM networks n "
-     "WHERE n.id = $1 AND " VISIBLE_NETWORK,
+    /* The hot reads authenticate in their own statement (api_auth_exec):
+     * $1 the key's hash, $2 the id; the key's row, with the object (or
+     * NULLs when it does not exist or is not visible). */
+    {"network_get_auth",
+     "SELECT k.org_id, k.app_id, k.key_hash, j.body, j.version FROM api_keys k "
+     "LEFT JOIN LATERAL (SELECT " NETWORK_JSON("n") "::text AS body, n.version FROM networks n "
+     "WHERE n.id = $2 AND (n.org_id = k.org_id OR n.is_public)) j ON true "
+     "WHERE k.key_hash = $1 AND k.revoked_at IS NULL",
      2, DB_RETRY_SAFE},
     {"network_get_slug",
-     "SELECT nnreg_network_json(n)::text, n.version, n.id FROM networks n "
+     "SELECT " NETWORK_JSON("n") "::text, n.version, n.id FROM networks n "
      "WHERE n.slug = $1 AND n.is_public",
      1, DB_RETRY_SAFE},
     {"network_access",
@@ -45,13 +82,15 @@ const db_statement_t api_statements[] = {
     {"network_graph", "SELECT n.graph::text FROM networks n WHERE n.id = $1 AND " VISIBLE_NETWORK,
      2, DB_RETRY_SAFE},
 
-    NETWORK_LIST("network_list_id_desc", "n.id DESC", "(s.n).id DESC"),
-    NETWORK_LIST("network_list_id", "n.id", "(s.n).id"),
-    NETWORK_LIST("network_list_name", "n.name, n.id", "(s.n).name, (s.n).id"),
-    NETWORK_LIST("network_list_name_desc", "n.name DESC, n.id DESC", "(s.n).name DESC, (s.n).id DESC"),
-    NETWORK_LIST("network_list_update_date", "n.update_date, n.id", "(s.n).update_date, (s.n).id"),
-    NETWORK_LIST("network_list_update_date_desc", "n.update_date DESC, n.id DESC",
-                 "(s.n).update_date DESC, (s.n).id DESC"),
+    NETWORK_LIST("network_list_id_desc", "n.id", "id DESC", "v.id DESC"),
+    NETWORK_LIST("network_list_id", "n.id", "id", "v.id"),
+    NETWORK_LIST("network_list_name", "n.name, n.id", "name, id", "v.name, v.id"),
+    NETWORK_LIST("network_list_name_desc", "n.name, n.id", "name DESC, id DESC",
+                 "v.name DESC, v.id DESC"),
+    NETWORK_LIST("network_list_update_date", "n.update_date, n.id", "update_date, id",
+                 "v.update_date, v.id"),
+    NETWORK_LIST("network_list_update_date_desc", "n.update_date, n.id",
+                 "update_date DESC, id DESC", "v.update_date DESC, v.id DESC"),
 
     /* Create, in one transaction: blobs, the network with its task (ids
      * drawn first so each row can name the other), files, NOTIFY. */
@@ -70,7 +109,7 @@ const db_statement_t api_statements[] = {
      "INSERT INTO network_files (network_id, name, sha256, size, type, position) "
      "VALUES ($1, $2, $3, $4, $5, $6)",
      6, DB_RUN_ONCE},
-    {"network_json", "SELECT nnreg_network_json(n)::text, n.version FROM networks n WHERE n.id = $1",
+    {"network_json", "SELECT " NETWORK_JSON("n") "::text, n.version FROM networks n WHERE n.id = $1",
      1, DB_RETRY_SAFE},
 
     {"idempotency_get",
@@ -97,7 +136,7 @@ const db_statement_t api_statements[] = {
      "WHERE n.id = $1 AND n.org_id = $2 "
      "AND ($6::integer[] IS NULL OR n.version = ANY($6::integer[])) "
      "RETURNING n.*) "
-     "SELECT nnreg_network_json(u::networks)::text, u.version FROM u",
+     "SELECT " NETWORK_JSON("u::networks") "::text, u.version FROM u",
      6, DB_RUN_ONCE},
     {"network_delete",
      "WITH d AS (DELETE FROM networks n WHERE n.id = $1 AND n.org_id = $2 "
@@ -105,7 +144,12 @@ const db_statement_t api_statements[] = {
      "SELECT d.id, pg_notify('nnreg_undeploy', d.id::text) FROM d",
      3, DB_RUN_ONCE},
 
-    {"task_get", "SELECT nnreg_task_json(t)::text FROM tasks t WHERE t.id = $1 AND " VISIBLE_TASK,
+    {"task_get_auth",
+     "SELECT k.org_id, k.app_id, k.key_hash, j.body FROM api_keys k "
+     "LEFT JOIN LATERAL (SELECT nnreg_task_json(t)::text AS body FROM tasks t WHERE t.id = $2 "
+     "AND (t.org_id = k.org_id OR EXISTS (SELECT 1 FROM networks n WHERE n.id = t.network_id "
+     "AND n.is_public))) j ON true "
+     "WHERE k.key_hash = $1 AND k.revoked_at IS NULL",
      2, DB_RETRY_SAFE},
     /* $1 ids array, $2 org, $3 limit, $4 offset. */
     {"task_list",

@@ -164,7 +164,11 @@ int worker_serve(const nn_config_t *config, int listen_fd, metrics_t *metrics)
     FCGX_InitRequest(&fcgi, listen_fd, FCGI_FAIL_ACCEPT_ON_INTR);
     log_info("worker ready");
     while (!worker_stopping) {
-        struct pollfd pfd = {.fd = listen_fd, .events = POLLIN};
+        /* A connection nginx keeps open (fastcgi_keep_conn on) brings the
+         * next request on that connection, not through the listening
+         * socket: wait on it while libfcgi holds it. */
+        int fd = fcgi.ipcFd >= 0 ? fcgi.ipcFd : listen_fd;
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
         int n = poll(&pfd, 1, 1000);
         if (n <= 0)
             continue;

@@ -43,7 +43,7 @@ static const setting_t settings[] = {
     {"sql-dir", "NNREG_SQL_DIR", STR(sql_dir), NNREG_PKGDATADIR "/sql", 0, 0,
      "directory of numbered SQL migrations"},
     {"workers", "NNREG_WORKERS", SETTING_INT, NUM(workers), "0", 0, 256,
-     "FastCGI worker processes (0: one per CPU)"},
+     "FastCGI worker processes (0: two per CPU)"},
     {"max-upload-bytes", "NNREG_MAX_UPLOAD_BYTES", SETTING_INT, NUM(max_upload_bytes),
      "2147483648", 1024, LLONG_MAX, "largest request body accepted"},
     {"deploy-poll-seconds", "NNREG_DEPLOY_POLL_SECONDS", SETTING_INT, NUM(deploy_poll_seconds), "5",
