@@ -317,7 +317,7 @@ static bool listen_connect(deployer_t *d)
         return true;
     if (d->listen)
         PQfinish(d->listen);
-    d->listen = PQconnectdb(d->config->database_url);
+    d->listen = db_open(d->config->database_url, NULL);
     char why[512];
     if (!d->listen || PQstatus(d->listen) != CONNECTION_OK) {
         log_warn("listen connection failed: %s",
