@@ -172,6 +172,20 @@ def test_nginx_configuration_is_accepted_by_nginx(dest, paths):
         assert proc.returncode == 0, proc.stderr
 
 
+def test_the_unit_shown_in_the_docs_is_the_installed_one(dest, paths):
+    """docs/multihost.md shows nnreg-fcgi.service as installed with
+    --prefix=/usr --sysconfdir=/etc: the same lines, comments aside."""
+    doc = (REPO / "docs" / "multihost.md").read_text()
+    shown = re.search(r"```ini\n(.*?)```", doc, re.S).group(1)
+    unit = (dest / paths["systemdunitdir"].lstrip("/") / "nnreg-fcgi.service").read_text()
+    unit = unit.replace(paths["bindir"] + "/", "/usr/bin/").replace(
+        paths["sysconfdir"] + "/", "/etc/")
+
+    def lines(text):
+        return [line for line in text.splitlines() if line.strip() and not line.startswith("#")]
+    assert lines(shown) == lines(unit)
+
+
 def test_reinstall_keeps_an_edited_environment_file_and_uninstall_removes_the_rest(dest, paths):
     env = dest / paths["sysconfdir"].lstrip("/") / "nnreg/nnreg.env"
     shipped = env.read_text()
@@ -185,3 +199,4 @@ def test_reinstall_keeps_an_edited_environment_file_and_uninstall_removes_the_re
     make("install", "DESTDIR=%s" % dest)
     make("uninstall", "DESTDIR=%s" % dest)
     assert files_under(dest) == []
+
