@@ -4,14 +4,14 @@ nnreg-fcgi + nnreg-deployer in each app host, and the front nginx load
 balancer in the root namespace.  docs/multihost.md shows the configurations
 this writes.
 
-        root namespace: front nginx on 127.0.0.1:PORT  ──►  bridge nnP-f (10.231.X.1/25)
+        root namespace: front nginx on 127.0.0.1:PORT  ──►  bridge nn<pid>f (10.231.X.1/25)
                                                               │            │
                                           app1 10.231.X.11 ───┘            └─── app2 10.231.X.12
                                           (nginx :8080, nnreg-fcgi,             (the same)
                                            nnreg-deployer)
                                           app1 10.231.X.131 ──┐            ┌─── app2 10.231.X.132
                                                               │            │
-                                                   bridge nnP-b (no address in root)
+                                                   bridge nn<pid>b (no address in root)
                                                               │
                                                      db 10.231.X.130 (PostgreSQL :5432)
 
