@@ -32,5 +32,5 @@ int main(int argc, char **argv)
         return 2;
     }
     log_init("nnreg-deployer", config.log_level);
-    return deployer_run(&config);
+    return deployer_run(&config, argc, argv);
 }

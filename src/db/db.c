@@ -63,10 +63,44 @@ static void db_notice_ignore(void *arg, const char *message)
     (void)message;
 }
 
+/* The defaults of db_open (see db.h for why each).  They come first in the
+ * keyword list: libpq applies the expanded connection string, given as
+ * dbname, after them, so whatever the operator wrote wins. */
+static const char *const db_default_keys[] = {
+    "connect_timeout", "keepalives", "keepalives_idle", "keepalives_interval",
+    "keepalives_count", "tcp_user_timeout",
+};
+static const char *const db_default_values[] = {"5", "1", "10", "5", "3", "10000"};
+#define DB_NDEFAULTS (sizeof(db_default_keys) / sizeof(db_default_keys[0]))
+
+PGconn *db_open(const char *conninfo, const char *application_name)
+{
+    const char *keys[DB_NDEFAULTS + 3];
+    const char *values[DB_NDEFAULTS + 3];
+    size_t n = 0;
+    for (size_t i = 0; i < DB_NDEFAULTS; i++) {
+        /* A keyword beats the environment in libpq: PGCONNECT_TIMEOUT (the
+         * only one of these with a variable) must still be honoured. */
+        if (strcmp(db_default_keys[i], "connect_timeout") == 0 && getenv("PGCONNECT_TIMEOUT"))
+            continue;
+        keys[n] = db_default_keys[i];
+        values[n++] = db_default_values[i];
+    }
+    if (application_name) {
+        keys[n] = "fallback_application_name";
+        values[n++] = application_name;
+    }
+    keys[n] = "dbname";
+    values[n++] = conninfo ? conninfo : "";
+    keys[n] = NULL;
+    values[n] = NULL;
+    return PQconnectdbParams(keys, values, 1);
+}
+
 static bool db_connect(db_t *db, nn_error_t *err)
 {
     db_drop(db);
-    PGconn *conn = PQconnectdb(db->conninfo);
+    PGconn *conn = db_open(db->conninfo, NULL);
     if (!conn)
         return db_unavailable(err, "out of memory");
     if (PQstatus(conn) != CONNECTION_OK) {

@@ -38,6 +38,25 @@ typedef struct db_statement {
 
 typedef struct db db_t;
 
+/* Opens a PostgreSQL connection (blocking).  conninfo is a libpq
+ * connection string or URI; empty leaves everything to libpq's PG*
+ * variables.  Every setting the string does not give takes nnreg's
+ * default, chosen so that no process waits for ever on a database host
+ * that went silent (a cut link, a host that died without closing its
+ * sockets):
+ *   connect_timeout=5        a connection attempt gives up after 5 s
+ *                            (PGCONNECT_TIMEOUT, when set, is used instead)
+ *   keepalives=1, keepalives_idle=10, keepalives_interval=5,
+ *   keepalives_count=3       an idle connection to a dead peer is noticed
+ *                            within about 25 s (the LISTEN connection)
+ *   tcp_user_timeout=10000   a statement sent on a dead link fails after
+ *                            10 s without an acknowledgement, instead of
+ *                            the kernel's retransmissions (~15 min)
+ * application_name, when not NULL, is the fallback_application_name.
+ * NULL only when out of memory; otherwise the caller checks PQstatus and
+ * owns the connection (PQfinish). */
+PGconn *db_open(const char *conninfo, const char *application_name);
+
 /* statements (static storage) are prepared on every new connection. */
 db_t *db_create(const char *conninfo, const db_statement_t *statements, size_t nstatements);
 void db_destroy(db_t *db);

@@ -59,16 +59,20 @@ static const db_statement_t deployer_statements[] = {
     {"existing", "SELECT id FROM networks WHERE id = ANY($1::bigint[])", 1, DB_RETRY_SAFE},
 };
 
-static volatile sig_atomic_t deployer_stopping;
+/* Signal flags: set by the handlers, acted upon by the loop between
+ * tasks. */
+static volatile sig_atomic_t deployer_stopping, deployer_reload;
 
 static void on_term(int sig)
 {
-    (void)sig;
-    deployer_stopping = 1;
+    if (sig == SIGHUP)
+        deployer_reload = 1;
+    else
+        deployer_stopping = 1;
 }
 
 typedef struct deployer {
-    const nn_config_t *config;
+    nn_config_t *config;
     db_t *db;
     PGconn *listen;
     char owner[160];
@@ -318,7 +322,7 @@ static bool listen_connect(deployer_t *d)
         return true;
     if (d->listen)
         PQfinish(d->listen);
-    d->listen = PQconnectdb(d->config->database_url);
+    d->listen = db_open(d->config->database_url, NULL);
     char why[512];
     if (!d->listen || PQstatus(d->listen) != CONNECTION_OK) {
         log_warn("listen connection failed: %s",
@@ -376,7 +380,41 @@ static void wait_for_work(deployer_t *d)
     }
 }
 
-int deployer_run(const nn_config_t *config)
+/* SIGHUP, between two tasks: the settings are read again and both
+ * connections are made anew (a database that moved, a name that now
+ * resolves elsewhere).  Bad settings are refused and the running ones kept. */
+static void reload(deployer_t *d, int argc, char **argv)
+{
+    nn_config_t fresh;
+    char errbuf[512];
+    if (!config_load(&fresh, argc, argv, NULL, errbuf, sizeof(errbuf))) {
+        log_error("reload refused, keeping the running settings: %s", errbuf);
+        return;
+    }
+    if (strcmp(fresh.data_dir, d->config->data_dir) != 0 &&
+        !blob_store_init(fresh.data_dir, errbuf, sizeof(errbuf))) {
+        log_error("reload refused, keeping the running settings: cannot use the data "
+                  "directory: %s", errbuf);
+        return;
+    }
+    db_t *db = db_create(fresh.database_url, deployer_statements,
+                         sizeof(deployer_statements) / sizeof(deployer_statements[0]));
+    if (!db) {
+        log_error("reload refused: out of memory");
+        return;
+    }
+    db_destroy(d->db);
+    d->db = db;
+    if (d->listen)
+        PQfinish(d->listen);
+    d->listen = NULL;
+    *d->config = fresh;
+    log_set_level(fresh.log_level);
+    log_info("reloaded (poll every %llds, lease %llds, deploy dir %s)",
+             fresh.deploy_poll_seconds, fresh.deploy_lease_seconds, fresh.deploy_dir);
+}
+
+int deployer_run(nn_config_t *config, int argc, char **argv)
 {
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));
@@ -384,6 +422,7 @@ int deployer_run(const nn_config_t *config)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
     char errbuf[512];
@@ -406,6 +445,10 @@ int deployer_run(const nn_config_t *config)
     log_info("deployer %s started (poll every %llds, lease %llds, deploy dir %s)", d.owner,
              config->deploy_poll_seconds, config->deploy_lease_seconds, config->deploy_dir);
     while (!deployer_stopping) {
+        if (deployer_reload) {
+            deployer_reload = 0;
+            reload(&d, argc, argv);
+        }
         listen_connect(&d);
         if (d.need_reconcile)
             reconcile(&d);
@@ -414,9 +457,9 @@ int deployer_run(const nn_config_t *config)
             d.last_sweep = time(NULL);
         }
         /* Drain the queue: every pending task, one at a time. */
-        while (!deployer_stopping && deploy_one(&d))
+        while (!deployer_stopping && !deployer_reload && deploy_one(&d))
             ;
-        if (!deployer_stopping)
+        if (!deployer_stopping && !deployer_reload)
             wait_for_work(&d);
     }
     log_info("deployer stopping");

@@ -10,8 +10,10 @@
 
 #include "util/config.h"
 
-/* Runs until SIGTERM/SIGINT (finishing the task in hand).  Returns the
- * process exit status. */
-int deployer_run(const nn_config_t *config);
+/* Runs until SIGTERM/SIGINT (finishing the task in hand).  On SIGHUP,
+ * once the task in hand is done, reads the settings again from the
+ * environment and argv (kept for that) and reconnects.  config is updated
+ * in place.  Returns the process exit status. */
+int deployer_run(nn_config_t *config, int argc, char **argv);
 
 #endif
