@@ -46,12 +46,12 @@
     " OFFSET " offset ") v JOIN networks n ON n.id = v.id), '[]'::json)::text"
 #define NETWORK_LIST(stmt, keys, order, vorder)                                               \
     {stmt, "SELECT nnreg_network_count($1, NULL), "                                           \
-     LIST_PAGE(keys, order, vorder, "", "$2", "$3"), 3, DB_RETRY_SAFE},                                      \
+     LIST_PAGE(keys, order, vorder, "", "$2", "$3"), 3, DB_RETRY_SAFE},                       \
     {stmt "_filtered",                                                                        \
      "SELECT CASE WHEN $2::text IS NULL THEN nnreg_network_count($1, $3::boolean) "           \
      "ELSE (SELECT count(*) FROM networks n WHERE (n.org_id = $1 OR n.is_public)" LIST_FILTER \
      ") END, " LIST_PAGE(keys, order, vorder, LIST_FILTER, "$4", "$5"),                       \
-     5}
+     5, DB_RETRY_SAFE}
 
 /* Tasks visible to organization $2: its own, and those of public networks. */
 #define VISIBLE_TASK                                                                          \

@@ -324,7 +324,9 @@ class Cluster:
                            ("@LISTEN_HOST@", "listen %s:%d;" % (self.addr[(host, "front")],
                                                                 APP_PORT)),
                            ("@SOCKET@", str(hostdir / "run" / "nnreg-fcgi.sock")),
-                           ("@MAX_BODY@", "67108864"), ("@WORKERS@", "1")):
+                           ("@MAX_BODY@", "67108864"), ("@WORKERS@", "1"),
+                           ("@AUTH_FAIL_RATE@", "1200"), ("@AUTH_FAIL_BURST@", "100"),
+                           ("@AUTH_FAIL_RETRY@", "1")):
             conf = conf.replace(key, value)
         assert "@" not in "".join(l for l in conf.splitlines() if not l.lstrip().startswith("#"))
         (hostdir / "nginx" / "nnreg.conf").write_text(conf)
