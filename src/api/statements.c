@@ -70,6 +70,10 @@ const db_statement_t api_statements[] = {
      "INSERT INTO network_files (network_id, name, sha256, size, type, position) "
      "VALUES ($1, $2, $3, $4, $5, $6)",
      6},
+    {"network_nodes_insert",
+     "INSERT INTO network_nodes (network_id, name, op, blocked_op, blocked_node) "
+     "SELECT $1, u.* FROM unnest($2::text[], $3::text[], $4::text[], $5::text[]) u",
+     5},
     {"network_json", "SELECT nnreg_network_json(n)::text, n.version FROM networks n WHERE n.id = $1",
      1},
 
@@ -104,6 +108,34 @@ const db_statement_t api_statements[] = {
      "AND ($3::integer[] IS NULL OR n.version = ANY($3::integer[])) RETURNING n.id) "
      "SELECT d.id, pg_notify('nnreg_undeploy', d.id::text) FROM d",
      3},
+
+    /* Inference (api/inference.c).  $1 network, $2 org: the network with
+     * its deployment's state and whether its nodes were recorded. */
+    {"inference_network",
+     "SELECT n.preprocessing::text, n.postprocessings::text, t.id, t.status, t.error, "
+     "EXISTS (SELECT 1 FROM network_nodes nn WHERE nn.network_id = n.id) "
+     "FROM networks n LEFT JOIN tasks t ON t.id = n.task_id "
+     "WHERE n.id = $1 AND " VISIBLE_NETWORK,
+     2},
+    {"inference_nodes",
+     "SELECT name, blocked_op, blocked_node FROM network_nodes "
+     "WHERE network_id = $1 AND name = ANY($2::text[])",
+     2},
+    {"inference_node_names", "SELECT name FROM network_nodes WHERE network_id = $1", 1},
+    /* $1 org, $2 network, $3 output tensors, $4 the pending cap: the task
+     * and its request, and the wake-up (sent at commit). */
+    {"inference_insert",
+     "WITH ok AS (SELECT count(*) < $4::bigint AS ok FROM tasks "
+     "WHERE org_id = $1 AND status = 'pending' AND kind = 'inference'), "
+     "t AS (INSERT INTO tasks (org_id, network_id, kind, name) "
+     "SELECT $1, $2, 'inference', 'inference on network ' || $2 FROM ok WHERE ok.ok RETURNING id), "
+     "r AS (INSERT INTO inference_requests (task_id, network_id, output_tensors) "
+     "SELECT t.id, $2, $3::text[] FROM t RETURNING task_id) "
+     "SELECT r.task_id, pg_notify('nnreg_inference', r.task_id::text) FROM r",
+     4},
+    {"inference_input_insert",
+     "INSERT INTO inference_inputs (task_id, position, image, bbox) VALUES ($1, $2, $3::bytea, $4::jsonb)",
+     4},
 
     {"task_get", "SELECT nnreg_task_json(t)::text FROM tasks t WHERE t.id = $1 AND " VISIBLE_TASK,
      2},

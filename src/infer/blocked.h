@@ -1,0 +1,29 @@
+/* blocked.h - which nodes of a graph nnreg's engine can compute: for every
+ * top-level node, the first node on its way from the graph's inputs (itself
+ * included) whose op the engine does not run (infer_op_supported).
+ *
+ * Only data inputs are followed (a control input "^x" orders execution, it
+ * feeds no value).  A (Stateful)PartitionedCall node is blocked when its
+ * function library holds an op the engine does not run (the summary keeps
+ * function ops without saying which function holds them, so any function
+ * counts).  Cycles (TF1 while loops) are cut where they close.
+ *
+ * Used when a network is created (the result is stored in network_nodes)
+ * so that an inference request is checked with one indexed lookup. */
+#ifndef NNREG_INFER_BLOCKED_H
+#define NNREG_INFER_BLOCKED_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "model/graph.h"
+#include "util/arena.h"
+#include "util/error.h"
+
+/* (*out)[i] is the blocking node for graph->nodes[i], NULL when the engine
+ * runs everything it needs.  Arena memory.  supported decides per op (the
+ * engine's infer_op_supported in production; tests pass their own). */
+bool blocked_compute(arena_t *arena, const graph_summary_t *graph, bool (*supported)(const char *op),
+                     const graph_node_t ***out, nn_error_t *err) __attribute__((warn_unused_result));
+
+#endif
