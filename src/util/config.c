@@ -54,6 +54,12 @@ static const setting_t settings[] = {
      1, 100, "deployer: claims of one task before it ends in error"},
     {"gc-grace-seconds", "NNREG_GC_GRACE_SECONDS", SETTING_INT, NUM(gc_grace_seconds), "3600", 60,
      315360000, "gc: blobs and temp files younger than this are never removed"},
+    {"fetch-allow-private", "NNREG_FETCH_ALLOW_PRIVATE", SETTING_INT, NUM(fetch_allow_private), "0",
+     0, 1, "image URLs: 1 also fetches from private, loopback and link-local addresses"},
+    {"fetch-max-bytes", "NNREG_FETCH_MAX_BYTES", SETTING_INT, NUM(fetch_max_bytes), "20971520", 0,
+     1073741824, "image URLs: largest image fetched, in bytes (0 disables URL sources)"},
+    {"fetch-timeout-ms", "NNREG_FETCH_TIMEOUT_MS", SETTING_INT, NUM(fetch_timeout_ms), "10000", 100,
+     600000, "image URLs: time allowed for the whole transfer"},
     {"log-level", "NNREG_LOG_LEVEL", SETTING_LOG_LEVEL, offsetof(nn_config_t, log_level), 0,
      "info", 0, 0, "debug, info, warn or error"},
 };

@@ -26,6 +26,9 @@ typedef struct nn_config {
     long long deploy_lease_seconds; /* deployer: how long a claim holds */
     long long deploy_max_attempts;  /* deployer: claims before a task fails */
     long long gc_grace_seconds;     /* nnreg-admin gc: age below which nothing is removed */
+    long long fetch_allow_private;  /* image URLs: 1 allows private/loopback/link-local */
+    long long fetch_max_bytes;      /* image URLs: largest body fetched */
+    long long fetch_timeout_ms;     /* image URLs: whole transfer */
     log_level_t log_level;
 } nn_config_t;
 
