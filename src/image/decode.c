@@ -176,6 +176,17 @@ static void composite_over_white(unsigned char *p, size_t npixels)
 static bool decode_png(arena_t *arena, const unsigned char *bytes, size_t len, image_rgb_t *out,
                        nn_error_t *err)
 {
+    /* The IHDR must come first: its size is checked before libpng reads
+     * further (so a huge declared image is refused even when the rest of
+     * the file is missing, and whatever libpng would allocate for it). */
+    if (len >= 24 && memcmp(bytes + 12, "IHDR", 4) == 0) {
+        unsigned long long w = (unsigned long long)bytes[16] << 24 | bytes[17] << 16 |
+                               bytes[18] << 8 | bytes[19];
+        unsigned long long h = (unsigned long long)bytes[20] << 24 | bytes[21] << 16 |
+                               bytes[22] << 8 | bytes[23];
+        if (w && h && too_many_pixels(w, h, "PNG image", err))
+            return false;
+    }
     png_src_t src = {.p = bytes, .left = len};
     png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &src, png_on_error,
                                              png_on_warning);
