@@ -376,7 +376,11 @@ static bool load_source(nn_request_t *req, infer_parse_t *p, const char *path, c
     } else if (source->type == JV_STRING && source->u.string.len > 0) {
         const char *s = source->u.string.ptr;
         if (fetch_is_url(s)) {
-            fetch_limits_t limits = {.max_bytes = (size_t)cfg->infer_max_request_bytes,
+            if (cfg->fetch_max_bytes == 0)
+                return nn_error_field(&req->err, path,
+                                      "URL sources are disabled on this server "
+                                      "(NNREG_FETCH_MAX_BYTES=0); send the image's bytes");
+            fetch_limits_t limits = {.max_bytes = (size_t)cfg->fetch_max_bytes,
                                      .timeout_ms = (long)cfg->fetch_timeout_ms,
                                      .allow_private = cfg->fetch_allow_private != 0,
                                      .max_redirects = INFER_FETCH_REDIRECTS};

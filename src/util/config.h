@@ -34,8 +34,9 @@ typedef struct nn_config {
     long long infer_lease_seconds;     /* nnreg-inferd: how long a claim holds */
     long long infer_max_attempts;      /* nnreg-inferd: claims before a task fails */
     long long infer_max_output_values; /* values returned by one inference */
-    long long fetch_timeout_ms;        /* URL sources: whole transfer */
-    long long fetch_allow_private;     /* URL sources: 1 allows private/loopback addresses */
+    long long fetch_allow_private;  /* image URLs: 1 allows private/loopback/link-local */
+    long long fetch_max_bytes;      /* image URLs: largest body fetched */
+    long long fetch_timeout_ms;     /* image URLs: whole transfer */
     log_level_t log_level;
 } nn_config_t;
 
