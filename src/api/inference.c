@@ -69,7 +69,15 @@ static void add_field(nn_error_t *err, const char *path, const char *message)
         return;
     nn_field_error_t *f = &err->fields[err->nfields++];
     snprintf(f->path, sizeof(f->path), "%s", path);
-    snprintf(f->message, sizeof(f->message), "%s", message);
+    /* Cut at a character boundary: the message is UTF-8. */
+    size_t n = strlen(message);
+    if (n >= sizeof(f->message)) {
+        n = sizeof(f->message) - 1;
+        while (n > 0 && ((unsigned char)message[n] & 0xC0) == 0x80)
+            n--;
+    }
+    memcpy(f->message, message, n);
+    f->message[n] = '\0';
 }
 
 static bool is_json_type(const char *content_type)
@@ -813,8 +821,8 @@ bool api_networks_inference(nn_request_t *req)
                                   "unknown field; an inference request has inputs and "
                                   "output_tensors");
     }
-    const char **tensors;
-    size_t ntensors;
+    const char **tensors = NULL;
+    size_t ntensors = 0;
     bool user_named = jv_get(p->fields, "output_tensors") &&
                       jv_get(p->fields, "output_tensors")->type != JV_NULL;
     if (!output_names(req, p->fields, posts, &tensors, &ntensors))

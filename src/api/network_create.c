@@ -634,7 +634,7 @@ bool api_networks_create(nn_request_t *req)
     const char *summary = graph_json(req, &graph);
     if (!summary)
         return nn_error_oom(&req->err);
-    node_rows_t nodes;
+    node_rows_t nodes = {0};
     if (!node_rows_build(req, &graph, &nodes))
         return false;
     return store_network(c, &net, summary, &nodes, idem_key);
