@@ -277,6 +277,6 @@ def test_unsupported_op_is_a_400_naming_it(stack, half_plus_two):
     assert "SaveV2" in unsupported, report["unsupported_ops"]
     png = hi.png_bytes(1, 1, [[3]], grey=True)
     body = assert_error(hi.post_inference_like_client(stack, half_plus_two["id"], png,
-                                                      output_tensors=["save/control_dependency:0"]),
+                                                      output_tensors=["save/SaveV2"]),
                         400, "unsupported_op")
     assert "SaveV2" in body["error"]
