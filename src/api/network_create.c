@@ -378,11 +378,17 @@ typedef struct node_rows {
     const char *names, *ops, *blocked_ops, *blocked_nodes;
 } node_rows_t;
 
-static bool node_rows_build(nn_request_t *req, const graph_summary_t *graph, node_rows_t *rows)
+static bool node_rows_build(nn_request_t *req, const graph_summary_t *graph,
+                            const validated_create_t *net, node_rows_t *rows)
 {
     arena_t *arena = req->arena;
+    const char **fed = arena_calloc(arena, net->ninputs + 1, sizeof(*fed));
+    if (!fed)
+        return nn_error_oom(&req->err);
+    for (size_t i = 0; i < net->ninputs; i++)
+        fed[i] = net->inputs[i].name;
     const graph_node_t **blocked;
-    if (!blocked_compute(arena, graph, infer_op_supported, &blocked, &req->err))
+    if (!blocked_compute(arena, graph, infer_op_supported, fed, net->ninputs, &blocked, &req->err))
         return false;
     size_t n = graph->nnodes;
     const char **names = arena_calloc(arena, n + 1, sizeof(*names));
@@ -635,7 +641,7 @@ bool api_networks_create(nn_request_t *req)
     if (!summary)
         return nn_error_oom(&req->err);
     node_rows_t nodes = {0};
-    if (!node_rows_build(req, &graph, &nodes))
+    if (!node_rows_build(req, &graph, &net, &nodes))
         return false;
     return store_network(c, &net, summary, &nodes, idem_key);
 }

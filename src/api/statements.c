@@ -126,11 +126,12 @@ const db_statement_t api_statements[] = {
      * and its request, and the wake-up (sent at commit). */
     {"inference_insert",
      "WITH ok AS (SELECT count(*) < $4::bigint AS ok FROM tasks "
-     "WHERE org_id = $1 AND status = 'pending' AND kind = 'inference'), "
+     "WHERE org_id = $1::bigint AND status = 'pending' AND kind = 'inference'), "
      "t AS (INSERT INTO tasks (org_id, network_id, kind, name) "
-     "SELECT $1, $2, 'inference', 'inference on network ' || $2 FROM ok WHERE ok.ok RETURNING id), "
+     "SELECT $1::bigint, $2::bigint, 'inference', 'inference on network ' || $2::bigint "
+     "FROM ok WHERE ok.ok RETURNING id), "
      "r AS (INSERT INTO inference_requests (task_id, network_id, output_tensors) "
-     "SELECT t.id, $2, $3::text[] FROM t RETURNING task_id) "
+     "SELECT t.id, $2::bigint, $3::text[] FROM t RETURNING task_id) "
      "SELECT r.task_id, pg_notify('nnreg_inference', r.task_id::text) FROM r",
      4},
     {"inference_input_insert",

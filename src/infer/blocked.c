@@ -69,7 +69,8 @@ static bool is_call(const char *op)
 }
 
 bool blocked_compute(arena_t *arena, const graph_summary_t *g, bool (*supported)(const char *op),
-                     const graph_node_t ***out, nn_error_t *err)
+                     const char *const *fed, size_t nfed, const graph_node_t ***out,
+                     nn_error_t *err)
 {
     const graph_node_t **blocked = arena_calloc(arena, g->nnodes + 1, sizeof(*blocked));
     unsigned char *state = arena_calloc(arena, g->nnodes + 1, 1); /* 0 new, 1 open, 2 done */
@@ -78,6 +79,14 @@ bool blocked_compute(arena_t *arena, const graph_summary_t *g, bool (*supported)
     name_index_t ix;
     if (!blocked || !state || !stack || !next_input || !index_build(arena, g, &ix))
         return nn_error_oom(err);
+
+    /* Fed nodes are done before the walk starts: never blocked, never
+     * entered. */
+    for (size_t i = 0; i < nfed; i++) {
+        size_t v = index_find_input(g, &ix, fed[i]);
+        if (v != SIZE_MAX)
+            state[v] = 2;
+    }
 
     bool functions_blocked = false;
     for (size_t i = 0; i < g->nfunction_nodes && !functions_blocked; i++)

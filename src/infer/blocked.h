@@ -2,6 +2,10 @@
  * top-level node, the first node on its way from the graph's inputs (itself
  * included) whose op the engine does not run (infer_op_supported).
  *
+ * The network's fed tensors (its preprocessing inputs) cut the walk: a fed
+ * node's value comes from the request, so what it is computed from in the
+ * graph (a TF1 serving graph's ParseExample before "x", say) is never run.
+ *
  * Only data inputs are followed (a control input "^x" orders execution, it
  * feeds no value).  A (Stateful)PartitionedCall node is blocked when its
  * function library holds an op the engine does not run (the summary keeps
@@ -22,8 +26,10 @@
 
 /* (*out)[i] is the blocking node for graph->nodes[i], NULL when the engine
  * runs everything it needs.  Arena memory.  supported decides per op (the
- * engine's infer_op_supported in production; tests pass their own). */
+ * engine's infer_op_supported in production; tests pass their own).  fed:
+ * the tensor names fed ("x", "x:0"), nfed of them. */
 bool blocked_compute(arena_t *arena, const graph_summary_t *graph, bool (*supported)(const char *op),
-                     const graph_node_t ***out, nn_error_t *err) __attribute__((warn_unused_result));
+                     const char *const *fed, size_t nfed, const graph_node_t ***out,
+                     nn_error_t *err) __attribute__((warn_unused_result));
 
 #endif

@@ -33,7 +33,7 @@ typedef struct parsed {
     const graph_node_t **blocked;
 } parsed_t;
 
-static void parse(parsed_t *p, const char *graph_def)
+static void parse_fed(parsed_t *p, const char *graph_def, const char *const *fed, size_t nfed)
 {
     p->arena = arena_create(0);
     char *text = arena_printf(p->arena, "meta_graphs { graph_def { %s } }", graph_def);
@@ -42,8 +42,13 @@ static void parse(parsed_t *p, const char *graph_def)
     if (!graph_parse(p->arena, (const unsigned char *)text, strlen(text), GRAPH_FORMAT_TEXT,
                      "test.pbtxt", &p->g, &err))
         fail_msg("%s", err.message);
-    if (!blocked_compute(p->arena, &p->g, supported, &p->blocked, &err))
+    if (!blocked_compute(p->arena, &p->g, supported, fed, nfed, &p->blocked, &err))
         fail_msg("%s", err.message);
+}
+
+static void parse(parsed_t *p, const char *graph_def)
+{
+    parse_fed(p, graph_def, NULL, 0);
 }
 
 /* The blocking node's name for node `name`, NULL when none. */
@@ -118,6 +123,27 @@ static void test_cycles_end(void **state)
     arena_destroy(p.arena);
 }
 
+static void test_fed_tensors_cut_the_walk(void **state)
+{
+    (void)state;
+    /* A TF1 serving graph: serialized examples are parsed into x; the
+     * network feeds x itself. */
+    static const char graph[] = "node { name: 'tf_example' op: 'Placeholder' }"
+                                "node { name: 'parse' op: 'ParseExample' input: 'tf_example' }"
+                                "node { name: 'x' op: 'Identity' input: 'parse:1' }"
+                                "node { name: 'y' op: 'Relu' input: 'x' }";
+    parsed_t p;
+    parse(&p, graph);
+    assert_string_equal(blocker(&p, "y"), "parse");
+    arena_destroy(p.arena);
+    static const char *const fed[] = {"x:0"};
+    parse_fed(&p, graph, fed, 1);
+    assert_null(blocker(&p, "y"));
+    assert_null(blocker(&p, "x"));
+    assert_string_equal(blocker(&p, "parse"), "parse");
+    arena_destroy(p.arena);
+}
+
 static void test_long_chain(void **state)
 {
     (void)state;
@@ -143,6 +169,7 @@ int main(void)
         cmocka_unit_test(test_data_inputs_carry_the_block),
         cmocka_unit_test(test_function_library_blocks_calls),
         cmocka_unit_test(test_cycles_end),
+        cmocka_unit_test(test_fed_tensors_cut_the_walk),
         cmocka_unit_test(test_long_chain),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
