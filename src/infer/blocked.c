@@ -63,11 +63,6 @@ static size_t index_find_input(const graph_summary_t *g, const name_index_t *ix,
     return SIZE_MAX;
 }
 
-static bool is_call(const char *op)
-{
-    return strcmp(op, "PartitionedCall") == 0 || strcmp(op, "StatefulPartitionedCall") == 0;
-}
-
 bool blocked_compute(arena_t *arena, const graph_summary_t *g, bool (*supported)(const char *op),
                      const char *const *fed, size_t nfed, const graph_node_t ***out,
                      nn_error_t *err)
@@ -88,10 +83,6 @@ bool blocked_compute(arena_t *arena, const graph_summary_t *g, bool (*supported)
             state[v] = 2;
     }
 
-    bool functions_blocked = false;
-    for (size_t i = 0; i < g->nfunction_nodes && !functions_blocked; i++)
-        functions_blocked = g->function_ops[i] && !supported(g->function_ops[i]);
-
     /* Iterative depth-first walk: a deep chain (a long unrolled network)
      * must not exhaust the C stack. */
     for (size_t root = 0; root < g->nnodes; root++) {
@@ -105,7 +96,7 @@ bool blocked_compute(arena_t *arena, const graph_summary_t *g, bool (*supported)
             size_t v = stack[depth - 1];
             const graph_node_t *node = &g->nodes[v];
             if (next_input[v] == 0 && !blocked[v]) {
-                if (!supported(node->op) || (is_call(node->op) && functions_blocked))
+                if (!supported(node->op))
                     blocked[v] = node;
             }
             if (!blocked[v] && next_input[v] < node->ninputs) {

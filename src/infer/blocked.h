@@ -7,10 +7,13 @@
  * graph (a TF1 serving graph's ParseExample before "x", say) is never run.
  *
  * Only data inputs are followed (a control input "^x" orders execution, it
- * feeds no value).  A (Stateful)PartitionedCall node is blocked when its
- * function library holds an op the engine does not run (the summary keeps
- * function ops without saying which function holds them, so any function
- * counts).  Cycles (TF1 while loops) are cut where they close.
+ * feeds no value).  The ops inside a (Stateful)PartitionedCall's function
+ * are not judged here: the summary keeps function ops without saying which
+ * function holds them, and a TF2 graph's library holds every signature's
+ * functions (a regress signature's ParseExample beside the serving one), so
+ * blocking every call would refuse good requests.  The engine names such an
+ * op when the task runs (the task's error), and the deployment report lists
+ * it beforehand.  Cycles (TF1 while loops) are cut where they close.
  *
  * Used when a network is created (the result is stored in network_nodes)
  * so that an inference request is checked with one indexed lookup. */

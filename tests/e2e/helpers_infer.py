@@ -58,6 +58,15 @@ def dump_json_for_multipart(data):
     return out
 
 
+def tf2_preprocessing():
+    """One 1x1 grey image input fed to the TF2 half_plus_two's
+    serving_default_x."""
+    return {"inputs": [{"tensor_name": "serving_default_x:0",
+                        "image": {"dimension_order": "NHWC", "resize_type": "SQUASH",
+                                  "target_size": "1x1", "color_channels": "L",
+                                  "pixel_scaling": 255.0, "mean_file": None}}]}
+
+
 def client_inputs(source, bbox=None):
     image = {"source": source, "crop_uniform_background": False}
     if bbox is not None:

@@ -88,22 +88,18 @@ static void test_data_inputs_carry_the_block(void **state)
     arena_destroy(p.arena);
 }
 
-static void test_function_library_blocks_calls(void **state)
+static void test_function_ops_left_to_the_engine(void **state)
 {
     (void)state;
+    /* Another signature's function uses an op the engine lacks: calls are
+     * not blocked for it (which function a call runs is not known here). */
     parsed_t p;
     parse(&p, "node { name: 'x' op: 'Placeholder' }"
               "node { name: 'call' op: 'StatefulPartitionedCall' input: 'x' }"
               "node { name: 'y' op: 'Identity' input: 'call' }"
               "library { function { signature { name: 'f' } node_def { name: 'n' op: 'Erfinv' } } }");
-    assert_string_equal(blocker(&p, "call"), "call");
-    assert_string_equal(blocker(&p, "y"), "call");
-    arena_destroy(p.arena);
-
-    parse(&p, "node { name: 'x' op: 'Placeholder' }"
-              "node { name: 'call' op: 'StatefulPartitionedCall' input: 'x' }"
-              "library { function { signature { name: 'f' } node_def { name: 'n' op: 'Relu' } } }");
     assert_null(blocker(&p, "call"));
+    assert_null(blocker(&p, "y"));
     arena_destroy(p.arena);
 }
 
@@ -167,7 +163,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_data_inputs_carry_the_block),
-        cmocka_unit_test(test_function_library_blocks_calls),
+        cmocka_unit_test(test_function_ops_left_to_the_engine),
         cmocka_unit_test(test_cycles_end),
         cmocka_unit_test(test_fed_tensors_cut_the_walk),
         cmocka_unit_test(test_long_chain),
