@@ -21,9 +21,13 @@
      " LIMIT $4 OFFSET $5) s), '[]'::json)::text",                                            \
      5}
 
-/* Tasks visible to organization $2: its own, and those of public networks. */
+/* Tasks visible to organization $2: its own, and the deployments of public
+ * networks.  An inference task is its sender's alone, whatever network it
+ * ran on: its images and results belong to the organization that sent
+ * them, not to everyone who may read the public network. */
 #define VISIBLE_TASK                                                                          \
-    "(t.org_id = $2 OR EXISTS (SELECT 1 FROM networks n WHERE n.id = t.network_id AND n.is_public))"
+    "(t.org_id = $2 OR (t.kind = 'deploy' AND EXISTS (SELECT 1 FROM networks n "            \
+    "WHERE n.id = t.network_id AND n.is_public)))"
 
 const db_statement_t api_statements[] = {
     {"health", "SELECT 1", 0},

@@ -166,7 +166,7 @@ bool taskq_listener_connect(taskq_listener_t *l)
     char names[256] = "";
     for (size_t i = 0; l->channels[i]; i++) {
         size_t used = strlen(sql), nused = strlen(names);
-        snprintf(sql + used, sizeof(sql) - used, "LISTEN %s; ", l->channels[i]);
+        snprintf(sql + used, sizeof(sql) - used, "%sLISTEN %s", i ? "; " : "", l->channels[i]);
         snprintf(names + nused, sizeof(names) - nused, "%s%s", i ? " and " : "", l->channels[i]);
     }
     PGresult *res = PQexec(l->conn, sql);

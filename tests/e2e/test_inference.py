@@ -273,6 +273,9 @@ def test_other_orgs_private_network_is_404_public_one_runs(stack, tenant, half_p
                                              api_key=tenant["api_key"])
         task = run_ok(stack, resp, api_key=tenant["api_key"])
         assert task["data"]["tensors"][0]["data"] == [pytest.approx(7.0)]
+        # The task is the sender's: the network's owner does not see it.
+        assert_error(stack.get("tasks/%d/" % task["id"]), 404)
+        assert assert_json(stack.get("tasks/?task_ids=%d" % task["id"]), 200)["count"] == 0
     finally:
         stack.sql("UPDATE networks SET is_public = false WHERE id = %d" % half_plus_two["id"])
 

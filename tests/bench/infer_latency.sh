@@ -1,0 +1,176 @@
+#!/usr/bin/env bash
+# tests/bench/infer_latency.sh - POST-to-result latency of inferences through
+# the API, against the engine's own time on the same requests.
+#
+#   tests/bench/infer_latency.sh [FIXTURE]     (default nsfw_mobilenet_v2)
+#
+# Starts nnreg the way `scripts/dev up -d` does (nginx, nnreg-fcgi,
+# nnreg-deployer, nnreg-inferd, PostgreSQL) in a private NNREG_VAR under /tmp
+# on a free port, creates the fixture network of tests/fixtures/networks
+# through the API and waits for its deployment, runs one warm-up inference
+# (the model is loaded then; not counted), then NNREG_BENCH_INFERENCES
+# (default 30) inferences of input.png one after the other, each sent with
+# curl as multipart (the image in the part "inputs[0]image.source").
+#
+# Per inference:
+#   post      curl's time for the POST (connect, upload, validation, the
+#             insert and its commit, the answer)
+#   server    update_date - create_date of the task: from the insert (in the
+#             POST's transaction) to nnreg-inferd's final write, database
+#             clock; covers the commit, the NOTIFY, the wake-up, the claim,
+#             reading the request, decoding, preprocessing, the engine, the
+#             result JSON and its write
+#   engine    infer_run alone, from nnreg-inferd's log line for the task
+#   total     post + server: an upper bound of POST-to-result (the POST's
+#             answer after its commit overlaps the server part)
+#   overhead  total - engine: what the service adds to the engine
+#
+# The client polls GET /tasks/N/ only to know when to send the next request;
+# the figures do not depend on its polling.  Prints figures, never judges
+# them: see docs/performance.md ("Inference latency", goal: overhead
+# <= 10 ms).
+#
+# Knobs: NNREG_BENCH_INFERENCES (default 30), NNREG_BENCH_TMPDIR (default
+# /tmp), NNREG_BENCH_KEEP=1 keeps the temp dir.  Everything it started is
+# stopped, and the temp dir removed, on any exit.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd -P)
+DEV=$ROOT/scripts/dev
+FIXTURE=${1:-nsfw_mobilenet_v2}
+NET=$ROOT/tests/fixtures/networks/$FIXTURE
+N=${NNREG_BENCH_INFERENCES:-30}
+UP_TIMEOUT=900
+WAIT_TIMEOUT=300
+
+case $N in '' | *[!0-9]* | 0) echo "NNREG_BENCH_INFERENCES must be a positive number" >&2; exit 2 ;; esac
+[ -f "$NET/network.json" ] || { echo "no fixture network $NET" >&2; exit 2; }
+
+TMP=$(mktemp -d "${NNREG_BENCH_TMPDIR:-/tmp}/nnil-XXXXXX")
+chmod 0755 "$TMP"
+VAR=$TMP/v
+export NNREG_VAR=$VAR
+unset NNREG_DATABASE_URL
+
+STARTED=0
+cleanup() {
+    local rc=$?
+    trap - EXIT INT TERM HUP
+    if [ "$STARTED" = 1 ]; then
+        timeout 300 "$DEV" down >/dev/null 2>&1 || echo "warning: scripts/dev down failed" >&2
+    fi
+    if [ "${NNREG_BENCH_KEEP:-0}" = 1 ]; then
+        echo "state kept in $TMP" >&2
+    else
+        rm -rf "$TMP"
+    fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+trap 'exit 129' HUP
+
+die() { echo "infer_latency: $*" >&2; exit 1; }
+
+port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+for _ in $(seq 200); do
+    PORT=$((20000 + RANDOM % 30000))
+    port_in_use "$PORT" || break
+done
+export NNREG_PORT=$PORT
+BASE=http://127.0.0.1:$PORT/v0.7
+
+echo "== nnreg inference latency: $N inferences of $FIXTURE on input.png, NNREG_VAR=$VAR, port $PORT"
+echo "   commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet HEAD 2>/dev/null || echo ' (+ uncommitted changes)'), $(nproc) CPUs, $(uname -r), $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+
+STARTED=1
+if ! timeout "$UP_TIMEOUT" "$DEV" up -d >"$TMP/up.log" 2>&1; then
+    tail -n 30 "$TMP/up.log" >&2
+    die "scripts/dev up -d failed"
+fi
+KEY=$(jq -r .api_key "$VAR/demo-key.json")
+psql_at() { "$DEV" psql -At -v ON_ERROR_STOP=1 "$@"; }
+
+# The create: network.json as the "data" JSON part, the graph and the mean
+# files as file parts.
+files=(-F "saved_model.pb=@$NET/saved_model.pb")
+for mean in $(jq -r '.preprocessing.inputs[].image.mean_file // empty' "$NET/network.json"); do
+    files+=(-F "$mean=@$NET/$mean")
+done
+code=$(curl -sS --max-time 300 -o "$TMP/net.json" -w '%{http_code}' "$BASE/networks/" \
+    -H "X-API-KEY: $KEY" -H 'Expect:' -F "data=@$NET/network.json;type=application/json" \
+    "${files[@]}") || die "curl failed"
+[ "$code" = 201 ] || { cat "$TMP/net.json" >&2; die "create answered $code"; }
+NID=$(jq -r .id "$TMP/net.json")
+DEPLOY_TASK=$(jq -r .task_id "$TMP/net.json")
+
+task_status() { curl -sS --max-time 30 "$BASE/tasks/$1/" -H "X-API-KEY: $KEY" | jq -r .status; }
+wait_task() { # TASK_ID: bounded polling until it leaves pending
+    local i s
+    for ((i = 0; i < WAIT_TIMEOUT * 200; i++)); do
+        s=$(task_status "$1")
+        [ "$s" != pending ] && { [ "$s" = success ] || die "task $1 ended $s"; return 0; }
+        sleep 0.005
+    done
+    die "task $1 still pending after ${WAIT_TIMEOUT}s"
+}
+wait_task "$DEPLOY_TASK"
+echo "-- network $NID deployed"
+
+infer() { # prints "task_id post_seconds"
+    curl -sS --max-time 60 -o "$TMP/resp.json" -w '%{http_code} %{time_total}\n' \
+        "$BASE/networks/$NID/inference" -H "X-API-KEY: $KEY" -H 'Expect:' \
+        -F "inputs[0]image.source=@$NET/input.png" >"$TMP/code" || die "curl failed"
+    read -r code secs <"$TMP/code"
+    [ "$code" = 201 ] || { cat "$TMP/resp.json" >&2; die "inference answered $code"; }
+    echo "$(jq -r .task_id "$TMP/resp.json") $secs"
+}
+
+echo "-- warm-up inference (loads the model; not counted)"
+read -r warm _ < <(infer)
+wait_task "$warm"
+
+echo "-- $N inferences, one after the other"
+: >"$TMP/posts"
+for _ in $(seq "$N"); do
+    read -r tid secs < <(infer)
+    echo "$tid $secs" >>"$TMP/posts"
+    wait_task "$tid"
+done
+
+# Engine times from nnreg-inferd's log: "task N: network M: engine X ms, ..."
+sed -n 's/.*task \([0-9]*\): network [0-9]*: engine \([0-9.]*\) ms, before it \([0-9.]*\) ms.*, result \([0-9.]*\) ms.*/\1 \2 \3 \4/p' \
+    "$VAR/log/nnreg-inferd.log" >"$TMP/engine"
+CSV=$(cut -d' ' -f1 "$TMP/posts" | paste -sd,)
+psql_at -F ' ' -c "SELECT id, extract(epoch FROM update_date - create_date) * 1000 FROM tasks
+                   WHERE id IN ($CSV) AND status = 'success' ORDER BY id" >"$TMP/server"
+
+echo
+echo "== results ($N inferences of $FIXTURE, one nnreg-inferd, sequential)"
+awk '
+    FILENAME == ARGV[1] { post[$1] = $2 * 1000; next }
+    FILENAME == ARGV[2] { eng[$1] = $2; before[$1] = $3; res[$1] = $4; next }
+    { server[$1] = $2; ids[n++] = $1 }
+    function pct(arr, k,    m, i, j, t, v) {
+        m = 0
+        for (i in arr) v[m++] = arr[i]
+        for (i = 0; i < m; i++) for (j = i + 1; j < m; j++) if (v[j] < v[i]) { t = v[i]; v[i] = v[j]; v[j] = t }
+        return v[int((m - 1) * k + 0.5)]
+    }
+    END {
+        for (i = 0; i < n; i++) {
+            id = ids[i]
+            p[i] = post[id]; s[i] = server[id]; e[i] = eng[id]; b[i] = before[id]; r[i] = res[id]
+            t[i] = post[id] + server[id]; o[i] = t[i] - eng[id]
+        }
+        printf "%-44s %9s %9s %9s\n", "", "p50 ms", "p90 ms", "max ms"
+        printf "%-44s %9.2f %9.2f %9.2f\n", "engine (infer_run)", pct(e, .5), pct(e, .9), pct(e, 1)
+        printf "%-44s %9.2f %9.2f %9.2f\n", "inferd before the engine (request, decode, ...)", pct(b, .5), pct(b, .9), pct(b, 1)
+        printf "%-44s %9.2f %9.2f %9.2f\n", "inferd result JSON", pct(r, .5), pct(r, .9), pct(r, 1)
+        printf "%-44s %9.2f %9.2f %9.2f\n", "server: task insert -> success", pct(s, .5), pct(s, .9), pct(s, 1)
+        printf "%-44s %9.2f %9.2f %9.2f\n", "POST (curl time_total)", pct(p, .5), pct(p, .9), pct(p, 1)
+        printf "%-44s %9.2f %9.2f %9.2f\n", "total: POST + server (POST-to-result bound)", pct(t, .5), pct(t, .9), pct(t, 1)
+        printf "%-44s %9.2f %9.2f %9.2f\n", "overhead: total - engine", pct(o, .5), pct(o, .9), pct(o, 1)
+        printf "inferences counted: %d\n", n
+    }' "$TMP/posts" "$TMP/engine" "$TMP/server"
