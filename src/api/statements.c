@@ -126,10 +126,12 @@ const db_statement_t api_statements[] = {
      "WHERE network_id = $1 AND name = ANY($2::text[])",
      2},
     {"inference_node_names", "SELECT name FROM network_nodes WHERE network_id = $1", 1},
-    /* $1 org, $2 network, $3 output tensors, $4 the pending cap: the task
-     * and its request, and the wake-up (sent at commit). */
+    /* $1 org, $2 network, $3 output tensors, $4 the pending cap, $5
+     * synchronous_commit for the transaction: the task and its request,
+     * and the wake-up (sent at commit). */
     {"inference_insert",
-     "WITH ok AS (SELECT count(*) < $4::bigint AS ok FROM tasks "
+     "WITH sc AS (SELECT set_config('synchronous_commit', $5, true) AS v), "
+     "ok AS (SELECT count(*) < $4::bigint AS ok FROM tasks, sc "
      "WHERE org_id = $1::bigint AND status = 'pending' AND kind = 'inference'), "
      "t AS (INSERT INTO tasks (org_id, network_id, kind, name) "
      "SELECT $1::bigint, $2::bigint, 'inference', 'inference on network ' || $2::bigint "
@@ -137,7 +139,7 @@ const db_statement_t api_statements[] = {
      "r AS (INSERT INTO inference_requests (task_id, network_id, output_tensors) "
      "SELECT t.id, $2::bigint, $3::text[] FROM t RETURNING task_id) "
      "SELECT r.task_id, pg_notify('nnreg_inference', r.task_id::text) FROM r",
-     4},
+     5},
     {"inference_input_insert",
      "INSERT INTO inference_inputs (task_id, position, image, bbox) VALUES ($1, $2, $3::bytea, $4::jsonb)",
      4},

@@ -25,16 +25,17 @@ double taskq_now(void)
 }
 
 bool taskq_claim(db_t *db, arena_t *arena, const char *kind, const char *owner,
-                 long long lease_seconds, taskq_claim_t *out, nn_error_t *err)
+                 long long lease_seconds, bool durable, taskq_claim_t *out, nn_error_t *err)
 {
     memset(out, 0, sizeof(*out));
     out->db = db;
+    out->durable = durable;
     out->owner = owner;
     out->lease_seconds = lease_seconds;
     snprintf(out->lease, sizeof(out->lease), "%lld", lease_seconds);
-    const char *params[] = {owner, out->lease, kind};
+    const char *params[] = {owner, out->lease, kind, durable ? "on" : "off"};
     out->extended_at = taskq_now();
-    PGresult *res = db_exec(db, arena, "taskq_claim", 3, params, NULL, err);
+    PGresult *res = db_exec(db, arena, "taskq_claim", 4, params, NULL, err);
     if (!res || PQntuples(res) != 1)
         return false;
     snprintf(out->task_id, sizeof(out->task_id), "%s", db_value(res, 0, 0));
@@ -67,8 +68,10 @@ bool taskq_finish(taskq_claim_t *c, arena_t *arena, const char *status, const ch
 {
     nn_error_t err;
     nn_error_init(&err);
-    const char *params[] = {c->task_id, c->owner, c->attempts, status, error, data_json};
-    PGresult *res = db_exec(c->db, arena, "taskq_finish", 6, params, NULL, &err);
+    const char *params[] = {c->task_id, c->owner,    c->attempts,
+                            status,     error,       data_json,
+                            c->durable ? "on" : "off"};
+    PGresult *res = db_exec(c->db, arena, "taskq_finish", 7, params, NULL, &err);
     if (!res) {
         log_error("task %s: could not record %s: %s", c->task_id, status, err.message);
         return false;

@@ -23,16 +23,20 @@
 #include "util/arena.h"
 #include "util/error.h"
 
-/* $1 owner, $2 lease seconds, $3 kind -> id, network_id, attempts. */
+/* $1 owner, $2 lease seconds, $3 kind, $4 synchronous_commit for this
+ * transaction ("on" or "off") -> id, network_id, attempts.  The claim and
+ * the result are written with synchronous_commit off for work that may
+ * simply run again (see taskq_claim). */
 #define TASKQ_STATEMENTS                                                                          \
     {"taskq_claim",                                                                               \
      "UPDATE tasks SET owner = $1, attempts = attempts + 1, "                                     \
      "lease_until = clock_timestamp() + make_interval(secs => $2::integer) "                      \
+     "FROM (SELECT set_config('synchronous_commit', $4, true)) sc "                               \
      "WHERE id = (SELECT id FROM tasks WHERE status = 'pending' AND kind = $3 "                   \
      "AND (lease_until IS NULL OR lease_until < clock_timestamp()) "                              \
      "ORDER BY id FOR UPDATE SKIP LOCKED LIMIT 1) "                                               \
      "RETURNING id, network_id, attempts",                                                        \
-     3},                                                                                          \
+     4},                                                                                          \
         {"taskq_extend",                                                                          \
          "UPDATE tasks SET lease_until = clock_timestamp() + make_interval(secs => $4::integer) " \
          "WHERE id = $1 AND owner = $2 AND attempts = $3 AND status = 'pending' RETURNING id",    \
@@ -40,8 +44,9 @@
         {"taskq_finish",                                                                          \
          "UPDATE tasks SET status = $4, error = $5, data = $6::jsonb, lease_until = NULL, "       \
          "update_date = clock_timestamp() "                                                       \
+         "FROM (SELECT set_config('synchronous_commit', $7, true)) sc "                           \
          "WHERE id = $1 AND owner = $2 AND attempts = $3 AND status = 'pending' RETURNING id",    \
-         6}
+         7}
 
 /* A task in hand.  Strings are the text forms the statements take. */
 typedef struct taskq_claim {
@@ -52,6 +57,7 @@ typedef struct taskq_claim {
     char attempts[16];
     char lease[16];
     long long attempt;       /* attempts as a number */
+    bool durable;            /* synchronous commits (see taskq_claim) */
     bool has_network;
     long long network_id;
     double extended_at;      /* monotonic seconds of the claim or last extension */
@@ -65,9 +71,17 @@ double taskq_now(void);
 
 /* Claims the oldest claimable task of kind.  true with *out filled when a
  * task was claimed; false when there is none (err untouched) or the
- * database failed (err set: 503 when it is away). */
+ * database failed (err set: 503 when it is away).
+ *
+ * durable false: the claim and the result commit without waiting for the
+ * WAL flush (synchronous_commit off for those two transactions only), which
+ * saves two disk flushes per task.  Only for work that may run twice: a
+ * database crash can then forget the claim (the task is claimed again) or
+ * the result of the last few hundred milliseconds (the task is pending
+ * again, with an expired lease, and runs again).  Deployments are durable;
+ * inferences, whose result is a pure function of their inputs, are not. */
 bool taskq_claim(db_t *db, arena_t *arena, const char *kind, const char *owner,
-                 long long lease_seconds, taskq_claim_t *out, nn_error_t *err)
+                 long long lease_seconds, bool durable, taskq_claim_t *out, nn_error_t *err)
     __attribute__((warn_unused_result));
 
 /* Extends the lease once a third of it has gone by (cheaper than a commit

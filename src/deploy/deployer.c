@@ -114,8 +114,8 @@ static bool deploy_one(deployer_t *d)
     claim_t c = {.d = d, .arena = arena};
     nn_error_t err;
     nn_error_init(&err);
-    if (!taskq_claim(d->db, arena, "deploy", d->owner, d->config->deploy_lease_seconds, &c.q,
-                     &err)) {
+    if (!taskq_claim(d->db, arena, "deploy", d->owner, d->config->deploy_lease_seconds, true,
+                     &c.q, &err)) {
         if (nn_error_is_set(&err))
             log_warn("claim failed: %s", err.message);
         arena_destroy(arena);

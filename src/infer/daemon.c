@@ -235,8 +235,8 @@ static bool infer_one(inferd_t *d)
     taskq_claim_t c;
     nn_error_t err;
     nn_error_init(&err);
-    if (!taskq_claim(d->db, arena, "inference", d->owner, d->config->infer_lease_seconds, &c,
-                     &err)) {
+    if (!taskq_claim(d->db, arena, "inference", d->owner, d->config->infer_lease_seconds,
+                     false, &c, &err)) {
         if (nn_error_is_set(&err))
             log_warn("claim failed: %s", err.message);
         arena_destroy(arena);

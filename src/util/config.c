@@ -71,6 +71,9 @@ static const setting_t settings[] = {
     {"infer-max-output-values", "NNREG_INFER_MAX_OUTPUT_VALUES", SETTING_INT,
      NUM(infer_max_output_values), "16777216", 1, 1073741824,
      "inference: float values one task may return (all requested tensors together)"},
+    {"infer-sync-commit", "NNREG_INFER_SYNC_COMMIT", SETTING_INT, NUM(infer_sync_commit), "0", 0, 1,
+     "inference: 1 makes a request's 201 wait for the WAL flush (0: a database crash may lose "
+     "the last fraction of a second of requests)"},
     {"fetch-allow-private", "NNREG_FETCH_ALLOW_PRIVATE", SETTING_INT, NUM(fetch_allow_private), "0",
      0, 1, "image URLs: 1 also fetches from private, loopback and link-local addresses"},
     {"fetch-max-bytes", "NNREG_FETCH_MAX_BYTES", SETTING_INT, NUM(fetch_max_bytes), "20971520", 0,

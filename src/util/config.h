@@ -34,6 +34,7 @@ typedef struct nn_config {
     long long infer_lease_seconds;     /* nnreg-inferd: how long a claim holds */
     long long infer_max_attempts;      /* nnreg-inferd: claims before a task fails */
     long long infer_max_output_values; /* values returned by one inference */
+    long long infer_sync_commit;       /* 1: inference requests commit durably */
     long long fetch_allow_private;  /* image URLs: 1 allows private/loopback/link-local */
     long long fetch_max_bytes;      /* image URLs: largest body fetched */
     long long fetch_timeout_ms;     /* image URLs: whole transfer */
