@@ -595,13 +595,20 @@ static const char *node_of(arena_t *arena, const char *tensor)
     return arena_strndup(arena, tensor, (size_t)(colon - tensor));
 }
 
+/* A PostgreSQL array literal of text items (NULL items are SQL NULL). */
 static const char *pg_text_array(arena_t *arena, const char *const *items, size_t n)
 {
     nn_buf_t b;
     buf_init(&b, arena);
     buf_append_char(&b, '{');
     for (size_t i = 0; i < n; i++) {
-        buf_append_str(&b, i ? ",\"" : "\"");
+        if (i)
+            buf_append_char(&b, ',');
+        if (!items[i]) {
+            buf_append_str(&b, "NULL");
+            continue;
+        }
+        buf_append_char(&b, '"');
         for (const char *p = items[i]; *p; p++) {
             if (*p == '"' || *p == '\\')
                 buf_append_char(&b, '\\');
@@ -712,47 +719,40 @@ static bool store_request(nn_request_t *req, const char *network, const char *co
                           size_t ntensors, const infer_input_t *inputs, size_t ninputs)
 {
     arena_t *arena = req->arena;
-    db_t *db = req->ctx->db;
     char org[24], max_pending[24];
     snprintf(org, sizeof(org), "%lld", req->org_id);
     snprintf(max_pending, sizeof(max_pending), "%lld", req->ctx->config->infer_max_pending);
     const char *outputs = pg_text_array(arena, tensors, ntensors);
     const char **hex = arena_calloc(arena, ninputs + 1, sizeof(*hex));
-    if (!outputs || !hex)
+    const char **bboxes = arena_calloc(arena, ninputs + 1, sizeof(*bboxes));
+    if (!outputs || !hex || !bboxes)
         return nn_error_oom(&req->err);
-    for (size_t i = 0; i < ninputs; i++)
+    for (size_t i = 0; i < ninputs; i++) {
         if (!(hex[i] = bytea_hex(arena, inputs[i].image, inputs[i].len)))
             return nn_error_oom(&req->err);
-    if (!db_begin(db, &req->err))
-        return false;
+        bboxes[i] = inputs[i].bbox_json;
+    }
+    const char *images = pg_text_array(arena, hex, ninputs);
+    const char *bbox_array = pg_text_array(arena, bboxes, ninputs);
+    if (!images || !bbox_array)
+        return nn_error_oom(&req->err);
     /* Not waiting for the WAL flush unless the operator asks: a database
      * crash can then lose the requests of its last few hundred
      * milliseconds (the client finds no task and sends again), which buys
      * one disk flush less on every inference (docs/api.md). */
     const char *sync = req->ctx->config->infer_sync_commit ? "on" : "off";
-    const char *params[] = {org, network, outputs, max_pending, sync};
-    PGresult *res = db_exec(db, arena, "inference_insert", 5, params, NULL, &req->err);
+    const char *params[] = {org, network, outputs, max_pending, sync, images, bbox_array};
+    PGresult *res = db_exec(req->ctx->db, arena, "inference_insert", 7, params, NULL, &req->err);
     if (!res)
-        goto fail;
+        return false;
     if (PQntuples(res) != 1) {
-        db_rollback(db);
         req->err.retry_after = 5;
         return nn_error_set(&req->err, 429, "too_many_pending",
                             "your organization has %lld inference tasks pending already "
                             "(NNREG_INFER_MAX_PENDING); wait for some to finish, then retry",
                             req->ctx->config->infer_max_pending);
     }
-    const char *task_id = db_value(res, 0, 0);
-    for (size_t i = 0; i < ninputs; i++) {
-        char pos[16];
-        snprintf(pos, sizeof(pos), "%zu", i);
-        const char *iparams[] = {task_id, pos, hex[i], inputs[i].bbox_json};
-        if (!db_exec(db, arena, "inference_input_insert", 4, iparams, NULL, &req->err))
-            goto fail;
-    }
-    if (!db_commit(db, &req->err))
-        return false;
-    long long id = strtoll(task_id, NULL, 10);
+    long long id = db_value_ll(res, 0, 0);
     char *location = arena_printf(arena, "%s://%s/v0.7/tasks/%lld/", req->scheme, req->host, id);
     if (location)
         req_add_header(req, "Location", location);
@@ -764,9 +764,6 @@ static bool store_request(nn_request_t *req, const char *network, const char *co
     render_key_int(g, "task_id", id);
     yajl_gen_map_close(g);
     return true;
-fail:
-    db_rollback(db);
-    return false;
 }
 
 bool api_networks_inference(nn_request_t *req)

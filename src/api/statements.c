@@ -126,9 +126,12 @@ const db_statement_t api_statements[] = {
      "WHERE network_id = $1 AND name = ANY($2::text[])",
      2},
     {"inference_node_names", "SELECT name FROM network_nodes WHERE network_id = $1", 1},
-    /* $1 org, $2 network, $3 output tensors, $4 the pending cap, $5
-     * synchronous_commit for the transaction: the task and its request,
-     * and the wake-up (sent at commit). */
+    /* One statement, so one round trip and one commit: $1 org, $2
+     * network, $3 output tensors, $4 the pending cap, $5
+     * synchronous_commit for the transaction, $6 the images (bytea[]), $7
+     * their bboxes (jsonb[], NULL elements for none).  The task, its
+     * request and inputs, and the wake-up (sent at commit).  No row when
+     * the organization is at its pending cap. */
     {"inference_insert",
      "WITH sc AS (SELECT set_config('synchronous_commit', $5, true) AS v), "
      "ok AS (SELECT count(*) < $4::bigint AS ok FROM tasks, sc "
@@ -137,12 +140,14 @@ const db_statement_t api_statements[] = {
      "SELECT $1::bigint, $2::bigint, 'inference', 'inference on network ' || $2::bigint "
      "FROM ok WHERE ok.ok RETURNING id), "
      "r AS (INSERT INTO inference_requests (task_id, network_id, output_tensors) "
-     "SELECT t.id, $2::bigint, $3::text[] FROM t RETURNING task_id) "
-     "SELECT r.task_id, pg_notify('nnreg_inference', r.task_id::text) FROM r",
-     5},
-    {"inference_input_insert",
-     "INSERT INTO inference_inputs (task_id, position, image, bbox) VALUES ($1, $2, $3::bytea, $4::jsonb)",
-     4},
+     "SELECT t.id, $2::bigint, $3::text[] FROM t RETURNING task_id), "
+     "i AS (INSERT INTO inference_inputs (task_id, position, image, bbox) "
+     "SELECT r.task_id, u.ord - 1, u.image, u.bbox "
+     "FROM r, unnest($6::bytea[], $7::jsonb[]) WITH ORDINALITY AS u(image, bbox, ord) "
+     "RETURNING 1) "
+     "SELECT r.task_id, pg_notify('nnreg_inference', r.task_id::text), "
+     "(SELECT count(*) FROM i) FROM r",
+     7},
 
     {"task_get", "SELECT nnreg_task_json(t)::text FROM tasks t WHERE t.id = $1 AND " VISIBLE_TASK,
      2},
