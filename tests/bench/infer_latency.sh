@@ -14,10 +14,11 @@
 # through the API and waits for its deployment, runs one warm-up inference
 # (the model is loaded then; not counted), then NNREG_BENCH_INFERENCES
 # (default 30) inferences of input.png one after the other, each sent with
-# curl as multipart (the image in the part "inputs[0]image.source").
+# Python requests on one keep-alive connection, as multipart (the image in
+# the part "inputs[0]image.source"), as the official client sends a file.
 #
 # Per inference:
-#   post      curl's time for the POST (connect, upload, validation, the
+#   post      the client's time for the POST (upload, validation, the
 #             insert and its commit, the answer)
 #   server    update_date - create_date of the task: from the insert (in the
 #             POST's transaction) to nnreg-inferd's final write, database
@@ -25,13 +26,14 @@
 #             reading the request, decoding, preprocessing, the engine, the
 #             result JSON and its write
 #   engine    infer_run alone, from nnreg-inferd's log line for the task
-#   total     POST-to-result: from just before curl starts to the final
-#             write's clock_timestamp() (client and database share this
-#             host's clock); includes curl's own start
+#   total     POST-to-result: from just before the client sends the POST to
+#             the final write's clock_timestamp() (client and database share
+#             this host's clock)
 #   overhead  total - engine: what the service adds to the engine
 #
-# The client polls GET /tasks/N/ only to know when to send the next request;
-# the figures do not depend on its polling.  Prints figures, never judges
+# The client (Python requests, one keep-alive connection) polls GET
+# /tasks/N/ only to know when to send the next request; the figures do not
+# depend on its polling.  Prints figures, never judges
 # them: see docs/performance.md ("Inference latency", goal: overhead
 # <= 10 ms).
 #
@@ -147,27 +149,41 @@ wait_task() { # TASK_ID: bounded polling until it leaves pending
 wait_task "$DEPLOY_TASK"
 echo "-- network $NID deployed"
 
-infer() { # prints "task_id post_seconds start_epoch"
-    local start=$EPOCHREALTIME
-    curl -sS --max-time 60 -o "$TMP/resp.json" -w '%{http_code} %{time_total}\n' \
-        "$BASE/networks/$NID/inference" -H "X-API-KEY: $KEY" -H 'Expect:' \
-        -F "inputs[0]image.source=@$NET/input.png" >"$TMP/code" || die "curl failed"
-    read -r code secs <"$TMP/code"
-    [ "$code" = 201 ] || { cat "$TMP/resp.json" >&2; die "inference answered $code"; }
-    echo "$(jq -r .task_id "$TMP/resp.json") $secs $start"
-}
-
-echo "-- warm-up inference (loads the model; not counted)"
-read -r warm _ < <(infer)
-wait_task "$warm"
-
-echo "-- $N inferences, one after the other"
-: >"$TMP/posts"
-for _ in $(seq "$N"); do
-    read -r tid secs start < <(infer)
-    echo "$tid $secs $start" >>"$TMP/posts"
-    wait_task "$tid"
-done
+echo "-- warm-up inference (loads the model; not counted), then $N inferences, one after the other"
+# The client: one keep-alive HTTP connection (requests.Session), so that no
+# process start or TCP handshake is counted.  The image goes as the
+# official client sends a file: a multipart part "inputs[0]image.source".
+# Per request: task id, POST seconds, and the wall clock just before the
+# POST (this host's clock, which the database's clock_timestamp() also
+# reads).
+/usr/bin/python3 - "$BASE" "$KEY" "$NID" "$NET/input.png" "$N" >"$TMP/posts" <<'PY'
+import sys, time, requests
+base, key, nid, image, n = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
+png = open(image, "rb").read()
+s = requests.Session()
+s.headers["X-API-KEY"] = key
+def wait(tid):
+    for _ in range(60000):  # bounded: 5 minutes at most
+        st = s.get("%s/tasks/%d/" % (base, tid), timeout=30).json()["status"]
+        if st != "pending":
+            if st != "success":
+                sys.exit("task %d ended %s" % (tid, st))
+            return
+        time.sleep(0.005)
+    sys.exit("task %d still pending" % tid)
+for i in range(n + 1):
+    start = time.time()
+    t0 = time.monotonic()
+    r = s.post("%s/networks/%s/inference" % (base, nid),
+               files={"inputs[0]image.source": ("input.png", png)}, timeout=60)
+    post = time.monotonic() - t0
+    if r.status_code != 201:
+        sys.exit("inference answered %d: %s" % (r.status_code, r.text))
+    tid = r.json()["task_id"]
+    wait(tid)
+    if i > 0:  # the first one loads the model
+        print(tid, "%.6f" % post, "%.6f" % start)
+PY
 
 # Engine times from nnreg-inferd's log: "task N: network M: engine X ms, ..."
 sed -n 's/.*task \([0-9]*\): network [0-9]*: engine \([0-9.]*\) ms, before it \([0-9.]*\) ms.*, result \([0-9.]*\) ms.*/\1 \2 \3 \4/p' \
@@ -200,7 +216,7 @@ awk '
         printf "%-44s %9.2f %9.2f %9.2f\n", "inferd before the engine (request, decode, ...)", pct(b, .5), pct(b, .9), pct(b, 1)
         printf "%-44s %9.2f %9.2f %9.2f\n", "inferd result JSON", pct(r, .5), pct(r, .9), pct(r, 1)
         printf "%-44s %9.2f %9.2f %9.2f\n", "server: task insert -> success", pct(s, .5), pct(s, .9), pct(s, 1)
-        printf "%-44s %9.2f %9.2f %9.2f\n", "POST (curl time_total)", pct(p, .5), pct(p, .9), pct(p, 1)
+        printf "%-44s %9.2f %9.2f %9.2f\n", "POST (client)", pct(p, .5), pct(p, .9), pct(p, 1)
         printf "%-44s %9.2f %9.2f %9.2f\n", "total: POST-to-result", pct(t, .5), pct(t, .9), pct(t, 1)
         printf "%-44s %9.2f %9.2f %9.2f\n", "overhead: total - engine", pct(o, .5), pct(o, .9), pct(o, 1)
         printf "inferences counted: %d\n", n
