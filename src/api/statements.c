@@ -134,8 +134,9 @@ const db_statement_t api_statements[] = {
      * the organization is at its pending cap. */
     {"inference_insert",
      "WITH sc AS (SELECT set_config('synchronous_commit', $5, true) AS v), "
-     "ok AS (SELECT count(*) < $4::bigint AS ok FROM tasks, sc "
-     "WHERE org_id = $1::bigint AND status = 'pending' AND kind = 'inference'), "
+     "ok AS (SELECT sc.v IS NOT NULL AND (SELECT count(*) FROM tasks "
+     "WHERE org_id = $1::bigint AND status = 'pending' AND kind = 'inference') < $4::bigint "
+     "AS ok FROM sc), "
      "t AS (INSERT INTO tasks (org_id, network_id, kind, name) "
      "SELECT $1::bigint, $2::bigint, 'inference', 'inference on network ' || $2::bigint "
      "FROM ok WHERE ok.ok RETURNING id), "
