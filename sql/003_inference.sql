@@ -8,6 +8,25 @@
 -- the task is deleted.  Image bytes therefore never outlive the work they
 -- were sent for, and an error path cannot leave them behind.
 
+-- An inference's result: the tensors as JSON text, kept as the engine's
+-- result writer printed it.  json, not jsonb: jsonb would convert every
+-- value to numeric on the way in and back to text on every GET of the task,
+-- which for a result of 100 000 values costs more than the inference.
+-- The task object's "data" is this when set (nnreg_task_json below).
+ALTER TABLE tasks ADD COLUMN result json;
+
+CREATE OR REPLACE FUNCTION nnreg_task_json(t tasks) RETURNS json
+LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT json_build_object(
+        'id', t.id,
+        'name', t.name,
+        'status', t.status,
+        'error', t.error,
+        'data', COALESCE(t.result, t.data::json),
+        'create_date', nnreg_iso(t.create_date),
+        'update_date', nnreg_iso(t.update_date))
+$$;
+
 -- The API's per-organization cap on pending inference tasks counts these.
 CREATE INDEX tasks_pending_inference_org_idx ON tasks (org_id)
     WHERE status = 'pending' AND kind = 'inference';

@@ -71,7 +71,8 @@ bool taskq_finish(taskq_claim_t *c, arena_t *arena, const char *status, const ch
     const char *params[] = {c->task_id, c->owner,    c->attempts,
                             status,     error,       data_json,
                             c->durable ? "on" : "off"};
-    PGresult *res = db_exec(c->db, arena, "taskq_finish", 7, params, NULL, &err);
+    PGresult *res = db_exec(c->db, arena, c->json_result ? "taskq_finish_result" : "taskq_finish",
+                            7, params, NULL, &err);
     if (!res) {
         log_error("task %s: could not record %s: %s", c->task_id, status, err.message);
         return false;

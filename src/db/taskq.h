@@ -46,6 +46,12 @@
          "update_date = clock_timestamp() "                                                       \
          "FROM (SELECT set_config('synchronous_commit', $7, true)) sc "                           \
          "WHERE id = $1 AND owner = $2 AND attempts = $3 AND status = 'pending' RETURNING id",    \
+         7},                                                                                      \
+        {"taskq_finish_result",                                                                   \
+         "UPDATE tasks SET status = $4, error = $5, result = $6::json, lease_until = NULL, "      \
+         "update_date = clock_timestamp() "                                                       \
+         "FROM (SELECT set_config('synchronous_commit', $7, true)) sc "                           \
+         "WHERE id = $1 AND owner = $2 AND attempts = $3 AND status = 'pending' RETURNING id",    \
          7}
 
 /* A task in hand.  Strings are the text forms the statements take. */
@@ -58,6 +64,7 @@ typedef struct taskq_claim {
     char lease[16];
     long long attempt;       /* attempts as a number */
     bool durable;            /* synchronous commits (see taskq_claim) */
+    bool json_result;        /* taskq_finish writes tasks.result (json), not data */
     bool has_network;
     long long network_id;
     double extended_at;      /* monotonic seconds of the claim or last extension */
@@ -90,8 +97,9 @@ bool taskq_claim(db_t *db, arena_t *arena, const char *kind, const char *owner,
 bool taskq_extend(taskq_claim_t *claim, arena_t *arena);
 
 /* Writes the outcome ("success" or "error", the error message or NULL, the
- * data as JSON text or NULL) while still holding the claim; logs the
- * outcome.  false when it could not be written or the claim was lost (the
+ * data as JSON text or NULL: into tasks.data (jsonb), or tasks.result
+ * (json, stored as given) when claim->json_result) while still holding the
+ * claim; logs the outcome.  false when it could not be written or the claim was lost (the
  * result is then dropped, and logged). */
 bool taskq_finish(taskq_claim_t *claim, arena_t *arena, const char *status, const char *error,
                   const char *data_json);

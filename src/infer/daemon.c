@@ -242,6 +242,7 @@ static bool infer_one(inferd_t *d)
         arena_destroy(arena);
         return false;
     }
+    c.json_result = true;
     log_set_request_id(c.task_id);
     log_debug("task %s: claimed (network %lld, attempt %lld)", c.task_id, c.network_id,
               c.attempt);

@@ -77,11 +77,66 @@ static void test_non_finite_and_names(void **state)
     arena_destroy(arena);
 }
 
+/* Reads back as the same float, and is what JSON calls a number. */
+static void check_round_trip(float v)
+{
+    char buf[32];
+    int n = infer_result_format_float(v, buf);
+    assert_true(n > 0 && n < 24);
+    buf[n] = '\0';
+    char *end;
+    float back = strtof(buf, &end);
+    if (*end != '\0' || memcmp(&back, &v, sizeof(v)) != 0)
+        fail_msg("%.9g printed as \"%s\" reads back as %.9g", (double)v, buf, (double)back);
+    /* JSON: optional minus, no leading zeros, digits around '.', e+NN. */
+    const char *p = buf + (buf[0] == '-');
+    assert_true(p[0] >= '0' && p[0] <= '9');
+    if (p[0] == '0')
+        assert_true(p[1] == '\0' || p[1] == '.');
+}
+
+static void test_float_format_round_trips(void **state)
+{
+    (void)state;
+    static const float fixed[] = {0.0f, -0.0f, 1.0f, -1.0f, 0.1f, 1e-5f, 9.99999e-6f, 1e-6f,
+                                  123456789.0f, 999999999.0f, 1e9f, 3.4028235e38f,
+                                  1.17549435e-38f, 1.4e-45f, 2.5f, 16777216.0f, 0.33333334f,
+                                  100.0f, 1e10f, 7.0e-39f};
+    for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
+        check_round_trip(fixed[i]);
+    char buf[32];
+    buf[infer_result_format_float(100.0f, buf)] = '\0';
+    assert_string_equal(buf, "100");
+    buf[infer_result_format_float(0.5f, buf)] = '\0';
+    assert_string_equal(buf, "0.5");
+    buf[infer_result_format_float(-ldexpf(1.0f, -23), buf)] = '\0';
+    assert_string_equal(buf, "-1.1920929e-07");
+    buf[infer_result_format_float(NAN, buf)] = '\0';
+    assert_string_equal(buf, "null");
+    /* Every power of two and its neighbours, and a spread of bit patterns
+     * over the whole finite range (a fixed LCG, so the run is the same). */
+    for (int e = -149; e <= 127; e++) {
+        float v = ldexpf(1.0f, e);
+        check_round_trip(v);
+        check_round_trip(nextafterf(v, 0.0f));
+        check_round_trip(nextafterf(v, INFINITY));
+    }
+    uint32_t x = 12345;
+    for (int i = 0; i < 2000000; i++) {
+        x = x * 1664525u + 1013904223u;
+        float v;
+        memcpy(&v, &x, sizeof(v));
+        if (isfinite(v))
+            check_round_trip(v);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_shape_dims_and_values),
         cmocka_unit_test(test_non_finite_and_names),
+        cmocka_unit_test(test_float_format_round_trips),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
