@@ -15,6 +15,16 @@
 
 #include "infer/kernels.h"
 
+/* The loops here are written for the vectorizer: O3 lets it version loops
+ * for aliasing (in-place kernels), and hot kernels are cloned for AVX2 and
+ * AVX-512, picked at load time by the CPU (KERNEL_SIMD). */
+#pragma GCC optimize("O3")
+#if defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__)
+#define KERNEL_SIMD __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define KERNEL_SIMD
+#endif
+
 #define CONV_COL_MAX_FLOATS ((size_t)1 << 21) /* 8 MiB of patches at most */
 
 bool kernel_window(pad_mode_t mode, int64_t in, int64_t k, int64_t stride, int64_t dilation,
@@ -241,7 +251,7 @@ bool kernel_conv2d(kernel_args_t *a)
     return ok;
 }
 
-bool kernel_depthwise(kernel_args_t *a)
+KERNEL_SIMD bool kernel_depthwise(kernel_args_t *a)
 {
     if (!kernel_need_f32(a, 0) || !kernel_need_f32(a, 1))
         return false;
@@ -306,7 +316,7 @@ bool kernel_depthwise(kernel_args_t *a)
     return true;
 }
 
-static bool pool(kernel_args_t *a, bool avg)
+KERNEL_SIMD static bool pool(kernel_args_t *a, bool avg)
 {
     if (!kernel_need_f32(a, 0))
         return false;

@@ -7,6 +7,16 @@
  * a dimension of 1 stretches). */
 #include "infer/kernels.h"
 
+/* The loops here are written for the vectorizer: O3 lets it version loops
+ * for aliasing (in-place kernels), and hot kernels are cloned for AVX2 and
+ * AVX-512, picked at load time by the CPU (KERNEL_SIMD). */
+#pragma GCC optimize("O3")
+#if defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__)
+#define KERNEL_SIMD __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define KERNEL_SIMD
+#endif
+
 #include <cblas.h>
 #include <math.h>
 #include <stdarg.h>
@@ -396,7 +406,7 @@ static inline float apply(binop_t op, float x, float y)
         }                                                                               \
         break;
 
-static void binary_flat(binop_t op, const float *xs, size_t xstep, const float *ys, size_t ystep,
+KERNEL_SIMD static void binary_flat(binop_t op, const float *xs, size_t xstep, const float *ys, size_t ystep,
                         float *out, size_t n)
 {
     switch (op) {
@@ -490,7 +500,7 @@ static bool k_max(kernel_args_t *a) { return binary(a, B_MAX); }
 static bool k_sqdiff(kernel_args_t *a) { return binary(a, B_SQDIFF); }
 static bool k_pow(kernel_args_t *a) { return binary(a, B_POW); }
 
-static bool k_bias_add(kernel_args_t *a)
+KERNEL_SIMD static bool k_bias_add(kernel_args_t *a)
 {
     if (!kernel_need_f32(a, 0) || !kernel_need_f32(a, 1))
         return false;
@@ -510,17 +520,23 @@ static bool k_bias_add(kernel_args_t *a)
     for (size_t i = cdim + 1; i < x->ndims; i++)
         inner *= (size_t)x->dims[i];
     size_t outer = c && inner ? x->count / (c * inner) : 0;
+    if (inner == 1) {
+        /* channels last: one contiguous row of c values per position */
+        for (size_t o = 0; o < outer; o++) {
+            const float *src = xs + o * c;
+            float *dst = y + o * c;
+            for (size_t ch = 0; ch < c; ch++)
+                dst[ch] = src[ch] + bs[ch];
+        }
+        return true;
+    }
     for (size_t o = 0; o < outer; o++)
         for (size_t ch = 0; ch < c; ch++) {
             const float *src = xs + (o * c + ch) * inner;
             float *dst = y + (o * c + ch) * inner;
-            if (inner == 1) {
-                dst[0] = src[0] + bs[ch];
-            } else {
-                float bv = bs[ch];
-                for (size_t i = 0; i < inner; i++)
-                    dst[i] = src[i] + bv;
-            }
+            float bv = bs[ch];
+            for (size_t i = 0; i < inner; i++)
+                dst[i] = src[i] + bv;
         }
     return true;
 }
@@ -530,7 +546,7 @@ typedef enum {
     U_RSQRT, U_SQUARE, U_NEG, U_ABS, U_LEAKY, U_RECIP, U_FLOOR, U_CEIL, U_SOFTSIGN
 } unop_t;
 
-static bool unary(kernel_args_t *a, unop_t op)
+KERNEL_SIMD static bool unary(kernel_args_t *a, unop_t op)
 {
     if (!kernel_need_f32(a, 0))
         return false;
@@ -726,7 +742,7 @@ static bool k_prod(kernel_args_t *a) { return reduce(a, R_PROD); }
 
 /* ---- normalization and matrix products ------------------------------------ */
 
-static bool k_fused_batch_norm(kernel_args_t *a)
+KERNEL_SIMD static bool k_fused_batch_norm(kernel_args_t *a)
 {
     for (size_t j = 0; j < 5; j++)
         if (!kernel_need_f32(a, j))
