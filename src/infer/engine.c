@@ -743,6 +743,16 @@ bool kernel_reuse(kernel_args_t *a, size_t i, size_t j, const int64_t *dims, siz
     return true;
 }
 
+/* "[1, 224, 224, 3]" */
+static void shape_text(const int64_t *dims, size_t ndims, char *out, size_t size)
+{
+    size_t used = (size_t)snprintf(out, size, "[");
+    for (size_t i = 0; i < ndims && used < size; i++)
+        used += (size_t)snprintf(out + used, size - used, "%s%lld", i ? ", " : "", (long long)dims[i]);
+    if (used < size)
+        snprintf(out + used, size - used, "]");
+}
+
 static bool unknown_tensor(const infer_model_t *m, arena_t *arena, const char *what,
                            const char *name, nn_error_t *err)
 {
@@ -879,10 +889,12 @@ bool infer_run(const infer_model_t *model, arena_t *arena, const nn_tensor_t *fe
             for (size_t d = 0; match && d < shape->nints; d++)
                 match = shape->ints[d] < 0 || shape->ints[d] == feeds[i].dims[d];
             if (!match) {
+                char got[160], want[160];
+                shape_text(feeds[i].dims, feeds[i].ndims, got, sizeof got);
+                shape_text(shape->ints, shape->nints, want, sizeof want);
                 nn_error_set(err, 400, "invalid_input",
-                             "feed \"%s\" has %zu dimension(s) that do not match the input's "
-                             "declared shape (%zu dimensions)",
-                             feeds[i].name, feeds[i].ndims, shape->nints);
+                             "feed \"%s\" has shape %s but the input takes %s (-1: any size)",
+                             feeds[i].name, got, want);
                 goto done;
             }
         }

@@ -378,6 +378,128 @@ static bool k_transpose(kernel_args_t *a)
     return true;
 }
 
+static int64_t attr_int(const ir_node_t *n, const char *key, int64_t def)
+{
+    const ir_attr_t *a = ir_attr(n, key);
+    return a && a->kind == IR_ATTR_I ? a->i : def;
+}
+
+/* StridedSlice with TensorFlow's masks: begin_mask / end_mask (take the
+ * whole range), ellipsis_mask (one entry stands for every dimension not
+ * named), new_axis_mask (insert a dimension of 1), shrink_axis_mask (take
+ * one index and drop the dimension).  Python's clamping rules. */
+static bool k_strided_slice(kernel_args_t *a)
+{
+    int64_t b[NN_TENSOR_MAX_DIMS], e[NN_TENSOR_MAX_DIMS], st[NN_TENSOR_MAX_DIMS];
+    size_t nb, ne, ns;
+    if (!need_inputs(a, 4) || !int_input(a, 1, b, NN_TENSOR_MAX_DIMS, &nb) ||
+        !int_input(a, 2, e, NN_TENSOR_MAX_DIMS, &ne) || !int_input(a, 3, st, NN_TENSOR_MAX_DIMS, &ns))
+        return false;
+    const ir_value_t *x = a->in[0];
+    if (nb != ne || nb != ns)
+        return kernel_fail(a, "begin, end and strides differ in length");
+    if (!x->data && x->count)
+        return kernel_fail(a, "input 0 has no value");
+    int64_t bm = attr_int(a->node, "begin_mask", 0), em = attr_int(a->node, "end_mask", 0);
+    int64_t elm = attr_int(a->node, "ellipsis_mask", 0), nam = attr_int(a->node, "new_axis_mask", 0);
+    int64_t sam = attr_int(a->node, "shrink_axis_mask", 0);
+    size_t named = 0;
+    for (size_t i = 0; i < nb; i++)
+        named += !(nam >> i & 1) && !(elm >> i & 1);
+    if (named > x->ndims)
+        return kernel_fail(a, "the slice names %zu dimensions, the input has %zu", named, x->ndims);
+    int64_t start[NN_TENSOR_MAX_DIMS], step[NN_TENSOR_MAX_DIMS], len[NN_TENSOR_MAX_DIMS];
+    int64_t odims[NN_TENSOR_MAX_DIMS];
+    size_t od = 0, d = 0;
+    bool seen_ellipsis = false;
+    for (size_t i = 0; i <= nb && d <= x->ndims; i++) {
+        bool ell = i < nb && (elm >> i & 1) && !seen_ellipsis;
+        if (i == nb || ell) {
+            /* the ellipsis (or the implicit one at the end) covers the
+             * dimensions the remaining entries do not name */
+            size_t rest = 0;
+            for (size_t k = i + 1; k < nb; k++)
+                rest += !(nam >> k & 1);
+            size_t cover = i == nb ? x->ndims - d : x->ndims - d - rest;
+            if (i < nb)
+                seen_ellipsis = true;
+            for (size_t k = 0; k < cover && d < x->ndims; k++, d++) {
+                start[d] = 0;
+                step[d] = 1;
+                len[d] = x->dims[d];
+                if (od >= NN_TENSOR_MAX_DIMS)
+                    return kernel_fail(a, "too many dimensions");
+                odims[od++] = x->dims[d];
+            }
+            continue;
+        }
+        if (nam >> i & 1) {
+            if (od >= NN_TENSOR_MAX_DIMS)
+                return kernel_fail(a, "too many dimensions");
+            odims[od++] = 1;
+            continue;
+        }
+        if (d >= x->ndims)
+            return kernel_fail(a, "the slice has more entries than the input has dimensions");
+        int64_t n = x->dims[d], s = st[i];
+        if (s == 0)
+            return kernel_fail(a, "a stride is 0");
+        if (sam >> i & 1) {
+            int64_t k = b[i] < 0 ? b[i] + n : b[i];
+            if (k < 0 || k >= n)
+                return kernel_fail(a, "index %lld is out of range for dimension %zu", (long long)b[i], d);
+            start[d] = k;
+            step[d] = 1;
+            len[d] = 1;
+            d++;
+            continue;
+        }
+        int64_t lo = s > 0 ? 0 : -1, hi = s > 0 ? n : n - 1;
+        int64_t bb = b[i] < 0 ? b[i] + n : b[i], ee = e[i] < 0 ? e[i] + n : e[i];
+        bb = (bm >> i & 1) ? (s > 0 ? 0 : n - 1) : (bb < lo ? lo : bb > hi ? hi : bb);
+        ee = (em >> i & 1) ? (s > 0 ? n : -1) : (ee < lo ? lo : ee > hi ? hi : ee);
+        int64_t cnt = s > 0 ? (ee - bb + s - 1) / s : (bb - ee - s - 1) / -s;
+        if (cnt < 0)
+            cnt = 0;
+        start[d] = bb;
+        step[d] = s;
+        len[d] = cnt;
+        if (od >= NN_TENSOR_MAX_DIMS)
+            return kernel_fail(a, "too many dimensions");
+        odims[od++] = cnt;
+        d++;
+    }
+    for (; d < x->ndims; d++) {
+        start[d] = 0;
+        step[d] = 1;
+        len[d] = x->dims[d];
+        if (od >= NN_TENSOR_MAX_DIMS)
+            return kernel_fail(a, "too many dimensions");
+        odims[od++] = x->dims[d];
+    }
+    if (!kernel_out(a, 0, x->kind, odims, od))
+        return false;
+    size_t total = a->out[0].count, es = x->kind == IR_F32 ? 4 : 8;
+    size_t stride[NN_TENSOR_MAX_DIMS], sz = 1;
+    for (size_t k = x->ndims; k-- > 0;) {
+        stride[k] = sz;
+        sz *= (size_t)x->dims[k];
+    }
+    int64_t idx[NN_TENSOR_MAX_DIMS] = {0};
+    for (size_t o = 0; o < total; o++) {
+        int64_t off = 0;
+        for (size_t k = 0; k < x->ndims; k++)
+            off += (start[k] + idx[k] * step[k]) * (int64_t)stride[k];
+        memcpy((char *)a->out[0].data + o * es, (const char *)x->data + (size_t)off * es, es);
+        for (size_t k = x->ndims; k-- > 0;) {
+            if (++idx[k] < len[k])
+                break;
+            idx[k] = 0;
+        }
+    }
+    return true;
+}
+
 /* ---- elementwise ---------------------------------------------------------- */
 
 typedef enum { B_ADD, B_SUB, B_MUL, B_DIV, B_MIN, B_MAX, B_SQDIFF, B_POW } binop_t;
@@ -904,6 +1026,7 @@ static const kernel_def_t kernels[] = {
     {"SquaredDifference", k_sqdiff, 1},
     {"Squeeze", k_squeeze, 1},
     {"StopGradient", k_identity, 1},
+    {"StridedSlice", k_strided_slice, 1},
     {"Sub", k_sub, 1},
     {"Sum", k_sum, 1},
     {"Tanh", k_tanh, 1},

@@ -34,6 +34,8 @@ typedef struct pbuf {
 
 static void put(pbuf_t *b, const void *d, size_t n)
 {
+    if (n == 0)
+        return;
     if (b->n + n > b->cap) {
         b->cap = (b->n + n) * 2 + 64;
         b->p = realloc(b->p, b->cap);
@@ -773,6 +775,54 @@ static void test_shapes(void **state)
     int64_t d13[2] = {1, 3};
     float wm[3] = {2.5f, 3.5f, 4.5f};
     expect(&y, d13, 2, wm, 1e-6);
+
+    /* StridedSlice x[0, 1, ::-1] (shrink axes 0 and 1) = [6, 5, 4]; and
+     * x[..., 1:] with an ellipsis = [[[2, 3], [5, 6]]] */
+    memset(&g_graph, 0, sizeof g_graph);
+    placeholder("x");
+    int64_t d3[1] = {3};
+    int32_t sb[3] = {0, 1, 0}, se[3] = {1, 2, 0}, ss[3] = {1, 1, -1};
+    const_i("b", d3, 1, sb, 3);
+    const_i("e", d3, 1, se, 3);
+    const_i("s", d3, 1, ss, 3);
+    n = node("y", "StridedSlice");
+    input(&n, "x");
+    input(&n, "b");
+    input(&n, "e");
+    input(&n, "s");
+    pbuf_t v = {0};
+    key(&v, 3, 0);
+    varint(&v, 3);
+    attr(&n, "shrink_axis_mask", &v);
+    key(&v, 3, 0);
+    varint(&v, 4);
+    attr(&n, "begin_mask", &v);
+    key(&v, 3, 0);
+    varint(&v, 4);
+    attr(&n, "end_mask", &v);
+    add(&n);
+    y = run_graph(arena, &in, "y");
+    float wss[3] = {6, 5, 4};
+    expect(&y, d3, 1, wss, 0);
+    memset(&g_graph, 0, sizeof g_graph);
+    placeholder("x");
+    int32_t eb[2] = {0, 1}, ee[2] = {0, 3}, es[2] = {1, 1};
+    const_i("b", d2, 1, eb, 2);
+    const_i("e", d2, 1, ee, 2);
+    const_i("s", d2, 1, es, 2);
+    n = node("y", "StridedSlice");
+    input(&n, "x");
+    input(&n, "b");
+    input(&n, "e");
+    input(&n, "s");
+    key(&v, 3, 0);
+    varint(&v, 1);
+    attr(&n, "ellipsis_mask", &v);
+    add(&n);
+    y = run_graph(arena, &in, "y");
+    int64_t d122[3] = {1, 2, 2};
+    float wel[4] = {2, 3, 5, 6};
+    expect(&y, d122, 3, wel, 0);
 
     /* a Const with one float_val fills its shape; an int32 Const fetched
      * comes back as floats */
