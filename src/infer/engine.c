@@ -35,6 +35,8 @@
 #define ENGINE_MAX_INLINE_DEPTH 32
 #define ENGINE_MAX_GRAPH_BYTES ((size_t)2 << 30)
 #define ENGINE_CLOSE_NAMES 5
+/* The largest tensor a run may create (a graph can ask for any shape). */
+#define ENGINE_MAX_BUFFER_BYTES ((size_t)1 << 30)
 
 typedef struct enode {
     ir_node_t ir; /* name, op, attrs (inputs as written, unused after load) */
@@ -685,6 +687,9 @@ bool kernel_out(kernel_args_t *a, size_t i, ir_kind_t kind, const int64_t *dims,
     if (count == 0 && !empty)
         return kernel_fail(a, "the result's shape is negative or too large");
     size_t bytes = (count ? count : 1) * (kind == IR_F32 ? 4 : 8);
+    if (bytes > ENGINE_MAX_BUFFER_BYTES)
+        return kernel_fail(a, "the result would take %zu bytes, more than the %zu a tensor may", bytes,
+                           ENGINE_MAX_BUFFER_BYTES);
     bytes = (bytes + 63) & ~(size_t)63;
     rbuf_t *b = malloc(sizeof *b);
     void *mem = b ? aligned_alloc(64, bytes) : NULL;

@@ -45,7 +45,15 @@ size_t infer_model_bytes(const infer_model_t *model);
 /* Runs the model: feeds are matched to nodes by name ("name" or
  * "name:0"); each fetch is a node name with an optional ":N".  out
  * receives nfetch tensors, in fetch order, each named "node:N"; their
- * memory is in arena (as is every intermediate buffer of the run). */
+ * memory is in arena.  Intermediate buffers are malloc'd, freed as soon as
+ * their last reader has run (so a run holds its live set, not the whole
+ * graph) and always freed before infer_run returns; results are copied
+ * into arena (int32 / int64 results, such as a Shape, converted to float).
+ * A feed replaces the node it names (nothing upstream of it runs); a
+ * Placeholder with a declared shape checks the feed's (-1 matches any
+ * size); a PlaceholderWithDefault not fed takes its default.  Feed data is
+ * only read.  Bad graphs can ask for any shape: a tensor over 1 GiB is a
+ * 400 "invalid_input". */
 bool infer_run(const infer_model_t *model, arena_t *arena, const nn_tensor_t *feeds, size_t nfeeds,
                const char *const *fetches, size_t nfetches, nn_tensor_t *out, nn_error_t *err)
     __attribute__((warn_unused_result));

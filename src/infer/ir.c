@@ -71,6 +71,9 @@ enum {
 };
 
 #define IR_MAX_OBJECTS 1000000u
+/* Constants decoded from a graph may not exceed this many bytes in all: a
+ * tiny file can declare a huge tensor with a single repeated value. */
+#define IR_MAX_CONST_BYTES ((size_t)2 << 30)
 
 typedef struct vec {
     void *items;
@@ -81,6 +84,7 @@ typedef struct rd {
     arena_t *arena;
     nn_error_t *err;
     const char *display;
+    size_t const_bytes; /* decoded so far, against IR_MAX_CONST_BYTES */
 } rd_t;
 
 static bool oom(rd_t *r)
@@ -345,7 +349,13 @@ static bool read_tensor(rd_t *r, pb_reader_t *pr, const pb_field_t *f, ir_value_
         empty |= v->dims[i] == 0;
     if (v->count == 0 && !empty)
         return bad(r, &tr, "a constant tensor has a negative or too large shape");
-    v->data = arena_alloc(r->arena, (v->count ? v->count : 1) * 8);
+    size_t bytes = (v->count ? v->count : 1) * (kind == IR_F32 ? 4 : 8);
+    if (bytes > IR_MAX_CONST_BYTES - r->const_bytes)
+        return nn_error_set(r->err, 400, "invalid_graph",
+                            "%s: the graph's constants would take more than %zu bytes", r->display,
+                            IR_MAX_CONST_BYTES);
+    r->const_bytes += bytes;
+    v->data = arena_alloc(r->arena, bytes);
     if (!v->data)
         return oom(r);
     float *fd = v->data;
@@ -806,7 +816,7 @@ static bool read_meta_graph(rd_t *r, pb_reader_t *pr, const pb_field_t *f, ir_gr
 bool ir_graph_read(arena_t *arena, const unsigned char *data, size_t len, bool text,
                    const char *display_name, ir_graph_t *out, nn_error_t *err)
 {
-    rd_t r = {arena, err, display_name};
+    rd_t r = {arena, err, display_name, 0};
     memset(out, 0, sizeof *out);
     if (text)
         return nn_error_set(err, 400, "invalid_graph",
