@@ -17,12 +17,14 @@
 #define _GNU_SOURCE
 #include "infer/engine.h"
 
+#include <cblas.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -611,6 +613,31 @@ void infer_model_free(infer_model_t *model)
 size_t infer_model_bytes(const infer_model_t *model)
 {
     return sizeof *model + arena_bytes_reserved(model->arena);
+}
+
+const char *infer_blas_core(void)
+{
+    const char *name = openblas_get_corename();
+    return name ? name : "unknown";
+}
+
+const char *infer_blas_coretype_hint(void)
+{
+    if (getenv("OPENBLAS_CORETYPE"))
+        return NULL;
+    const char *core = infer_blas_core();
+    if (strcasecmp(core, "Prescott") != 0 && strcasecmp(core, "Core2") != 0 &&
+        strcasecmp(core, "Nehalem") != 0 && strcasecmp(core, "Sandybridge") != 0)
+        return NULL;
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq"))
+        return "SkylakeX";
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        return "Haswell";
+#endif
+    return NULL;
 }
 
 bool infer_op_supported(const char *op)

@@ -58,6 +58,20 @@ bool infer_run(const infer_model_t *model, arena_t *arena, const nn_tensor_t *fe
                const char *const *fetches, size_t nfetches, nn_tensor_t *out, nn_error_t *err)
     __attribute__((warn_unused_result));
 
+/* The OpenBLAS kernel set in use ("SkylakeX", "Haswell", "Prescott"...),
+ * for logs: convolutions and matrix products run 2-3x slower on the
+ * generic "Prescott" set. */
+const char *infer_blas_core(void);
+
+/* What OPENBLAS_CORETYPE should say on this CPU when OpenBLAS's own
+ * detection fell back to its generic kernels (Debian's 0.3.21 does so on
+ * CPUs newer than it knows, such as Sapphire Rapids): "SkylakeX" when the
+ * CPU has AVX-512, "Haswell" with AVX2 and FMA; NULL when the detection
+ * worked, OPENBLAS_CORETYPE is already set, or nothing better exists.
+ * OpenBLAS reads the variable when it is loaded, before main(): a program
+ * sets it and re-executes itself, or its service definition sets it. */
+const char *infer_blas_coretype_hint(void);
+
 /* Whether the engine has a kernel for this op (or inlines / ignores it). */
 bool infer_op_supported(const char *op);
 
