@@ -321,6 +321,32 @@ static void test_other_fixtures(void **state)
     infer_model_free(m);
 }
 
+/* the text-format TF1 fixture: its graph loads; constants run; the
+ * variables have no bundle here, which a fetch that needs them says */
+static void test_pbtxt_fixture(void **state)
+{
+    (void)state;
+    infer_model_t *m = load_fixture_model("half_plus_two_pbtxt");
+    arena_t *arena = arena_create(0);
+    const char *fetch = "a/initial_value:0";
+    nn_tensor_t out;
+    nn_error_t err;
+    nn_error_init(&err);
+    if (!infer_run(m, arena, NULL, 0, &fetch, 1, &out, &err))
+        fail_msg("%s", err.message);
+    assert_int_equal(out.count, 1);
+    assert_float_equal(out.data[0], 0.5f, 0);
+    float xs[1] = {1};
+    nn_tensor_t feed = {"x:0", 2, {1, 1}, 1, xs};
+    fetch = "y:0";
+    nn_error_init(&err);
+    assert_false(infer_run(m, arena, &feed, 1, &fetch, 1, &out, &err));
+    assert_int_equal(err.status, 400);
+    assert_non_null(strstr(err.message, "variables/variables.index"));
+    arena_destroy(arena);
+    infer_model_free(m);
+}
+
 static void test_errors(void **state)
 {
     (void)state;
@@ -401,6 +427,7 @@ int main(void)
         cmocka_unit_test(test_half_plus_two_tf1),
         cmocka_unit_test(test_half_plus_two_tf2),
         cmocka_unit_test(test_other_fixtures),
+        cmocka_unit_test(test_pbtxt_fixture),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_posenet),
         cmocka_unit_test(test_nsfw_mobilenet_v2),

@@ -836,12 +836,112 @@ static void test_shapes(void **state)
     arena_destroy(arena);
 }
 
+/* A text-format SavedModel: tensor_content with escapes, float_val,
+ * int_val, list and shape attributes, and a function called through
+ * PartitionedCall whose body uses "node:out_arg:index" references:
+ * f(x, w) = Relu(MatMul(x, w)) + 1 */
+static const char PBTXT[] =
+    "saved_model_schema_version: 1\n"
+    "meta_graphs {\n"
+    "  meta_info_def { tags: \"serve\" }\n"
+    "  graph_def {\n"
+    "    node { name: \"x\" op: \"Placeholder\"\n"
+    "      attr { key: \"dtype\" value { type: DT_FLOAT } }\n"
+    "      attr { key: \"shape\" value { shape { dim { size: -1 } dim { size: 2 } } } } }\n"
+    /* [[1, -1], [0.5, 2]]: 1.0 = 00 00 80 3f, -1.0 = 00 00 80 bf,
+     * 0.5 = 00 00 00 3f, 2.0 = 00 00 00 40 */
+    "    node { name: \"w\" op: \"Const\"\n"
+    "      attr { key: \"dtype\" value { type: DT_FLOAT } }\n"
+    "      attr { key: \"value\" value { tensor { dtype: DT_FLOAT\n"
+    "        tensor_shape { dim { size: 2 } dim { size: 2 } }\n"
+    "        tensor_content: \"\\000\\000\\200?\\000\\000\\200\\277\\000\\000\\000?\\000\\000\\000@\" } } } }\n"
+    "    node { name: \"call\" op: \"PartitionedCall\" input: \"x\" input: \"w\"\n"
+    "      attr { key: \"f\" value { func { name: \"f_1\" } } } }\n"
+    "    node { name: \"shape\" op: \"Const\"\n"
+    "      attr { key: \"value\" value { tensor { dtype: DT_INT32\n"
+    "        tensor_shape { dim { size: 1 } } int_val: -1 } } } }\n"
+    "    node { name: \"flat\" op: \"Reshape\" input: \"call:0\" input: \"shape\" }\n"
+    "    library {\n"
+    "      function {\n"
+    "        signature { name: \"f_1\" input_arg { name: \"a\" type: DT_FLOAT }\n"
+    "          input_arg { name: \"b\" type: DT_FLOAT } output_arg { name: \"out\" type: DT_FLOAT } }\n"
+    "        node_def { name: \"mm\" op: \"MatMul\" input: \"a\" input: \"b\"\n"
+    "          attr { key: \"transpose_a\" value { b: false } } }\n"
+    "        node_def { name: \"r\" op: \"Relu\" input: \"mm:product:0\" }\n"
+    "        node_def { name: \"one\" op: \"Const\"\n"
+    "          attr { key: \"value\" value { tensor { dtype: DT_FLOAT float_val: 1 } } } }\n"
+    "        node_def { name: \"add\" op: \"AddV2\" input: \"r:activations:0\" input: \"one:output:0\"\n"
+    "          input: \"^mm\" }\n"
+    "        ret { key: \"out\" value: \"add:z:0\" }\n"
+    "      }\n"
+    "    }\n"
+    "  }\n"
+    "}\n";
+
+static void test_pbtxt_and_functions(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/nnreg-ops-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[256];
+    snprintf(path, sizeof path, "%s/saved_model.pbtxt", dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(PBTXT, f);
+    fclose(f);
+    infer_model_t *m = NULL;
+    nn_error_t err;
+    nn_error_init(&err);
+    if (!infer_model_load(dir, &m, &err))
+        fail_msg("load: %s", err.message);
+    unlink(path);
+    rmdir(dir);
+    arena_t *arena = arena_create(0);
+    /* x = [[1, 2]]: x.w = [1 + 1, -1 + 4] = [2, 3]; relu; + 1 = [3, 4] */
+    float xs[2] = {1, 2};
+    int64_t d12[2] = {1, 2}, d2[1] = {2};
+    nn_tensor_t in = tensor("x", d12, 2, xs);
+    const char *fetch[3] = {"flat", "call/mm:0", "call:0"};
+    nn_tensor_t out[3];
+    if (!infer_run(m, arena, &in, 1, fetch, 3, out, &err))
+        fail_msg("run: %s", err.message);
+    float want[2] = {3, 4}, mm[2] = {2, 3};
+    expect(&out[0], d2, 1, want, 0);
+    expect(&out[1], d12, 2, mm, 0);
+    expect(&out[2], d12, 2, want, 0);
+    assert_string_equal(out[0].name, "flat:0");
+    /* x = [[-3, 0]]: [-3, 3] -> relu [0, 3] -> [1, 4] */
+    xs[0] = -3;
+    xs[1] = 0;
+    assert_true(infer_run(m, arena, &in, 1, fetch, 1, out, &err));
+    float want2[2] = {1, 4};
+    expect(&out[0], d2, 1, want2, 0);
+    arena_destroy(arena);
+    infer_model_free(m);
+
+    /* a broken text file is a 400 naming the line */
+    assert_non_null(mkdtemp(strcpy(dir, "/tmp/nnreg-ops-XXXXXX")));
+    snprintf(path, sizeof path, "%s/saved_model.pbtxt", dir);
+    f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("saved_model_schema_version: 1\nmeta_graphs {\n  graph_def {\n    node { name: \n", f);
+    fclose(f);
+    nn_error_init(&err);
+    assert_false(infer_model_load(dir, &m, &err));
+    assert_int_equal(err.status, 400);
+    assert_string_equal(err.code, "invalid_graph");
+    assert_non_null(strstr(err.message, "line "));
+    unlink(path);
+    rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_conv_hand),      cmocka_unit_test(test_conv_reference),
         cmocka_unit_test(test_pool),           cmocka_unit_test(test_elementwise),
         cmocka_unit_test(test_matmul_and_bn),  cmocka_unit_test(test_shapes),
+        cmocka_unit_test(test_pbtxt_and_functions),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     free(g_graph.p);
