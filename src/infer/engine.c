@@ -375,6 +375,12 @@ static bool restore_variables(infer_model_t *m, const ir_graph_t *g, const char 
         any |= is_variable_op(m->nodes[i].ir.op);
     if (!any)
         return true;
+    if (!version_dir) {
+        for (size_t i = 0; i < m->nnodes; i++)
+            if (is_variable_op(m->nodes[i].ir.op))
+                m->nodes[i].var_error = "has no value: the model was read without its variables";
+        return true;
+    }
     char *vars_dir = arena_printf(m->arena, "%s/variables", version_dir);
     char *index_path = arena_printf(m->arena, "%s/variables/variables.index", version_dir);
     if (!vars_dir || !index_path)
@@ -567,7 +573,10 @@ fail:
     return false;
 }
 
-bool infer_model_load(const char *version_dir, infer_model_t **out, nn_error_t *err)
+/* A new model from graph bytes; variables restored from version_dir when
+ * it is not NULL. */
+static bool model_from_bytes(const unsigned char *data, size_t len, bool text,
+                             const char *version_dir, infer_model_t **out, nn_error_t *err)
 {
     *out = NULL;
     infer_model_t *m = calloc(1, sizeof *m);
@@ -575,31 +584,40 @@ bool infer_model_load(const char *version_dir, infer_model_t **out, nn_error_t *
         free(m);
         return nn_error_oom(err);
     }
-    char *pb = arena_printf(m->arena, "%s/saved_model.pb", version_dir);
-    char *pbtxt = arena_printf(m->arena, "%s/saved_model.pbtxt", version_dir);
-    if (!pb || !pbtxt) {
-        infer_model_free(m);
-        return nn_error_oom(err);
-    }
-    struct stat st;
-    bool text = stat(pb, &st) != 0 && stat(pbtxt, &st) == 0;
-    unsigned char *data;
-    size_t len = 0;
-    if (!read_file(text ? pbtxt : pb, &data, &len, err)) {
-        infer_model_free(m);
-        return false;
-    }
     ir_graph_t g;
     bool ok = ir_graph_read(m->arena, data, len, text, text ? "saved_model.pbtxt" : "saved_model.pb",
-                            &g, err);
-    free(data);
-    ok = ok && build_model(m, &g, err) && restore_variables(m, &g, version_dir, err);
+                            &g, err) &&
+              build_model(m, &g, err) && restore_variables(m, &g, version_dir, err);
     if (!ok) {
         infer_model_free(m);
         return false;
     }
     *out = m;
     return true;
+}
+
+bool infer_model_parse(const unsigned char *data, size_t len, bool text, infer_model_t **out,
+                       nn_error_t *err)
+{
+    return model_from_bytes(data, len, text, NULL, out, err);
+}
+
+bool infer_model_load(const char *version_dir, infer_model_t **out, nn_error_t *err)
+{
+    char pb[4096], pbtxt[4096];
+    *out = NULL;
+    if ((size_t)snprintf(pb, sizeof pb, "%s/saved_model.pb", version_dir) >= sizeof pb ||
+        (size_t)snprintf(pbtxt, sizeof pbtxt, "%s/saved_model.pbtxt", version_dir) >= sizeof pbtxt)
+        return nn_error_set(err, 500, "internal_error", "model path too long");
+    struct stat st;
+    bool text = stat(pb, &st) != 0 && stat(pbtxt, &st) == 0;
+    unsigned char *data;
+    size_t len = 0;
+    if (!read_file(text ? pbtxt : pb, &data, &len, err))
+        return false;
+    bool ok = model_from_bytes(data, len, text, version_dir, out, err);
+    free(data);
+    return ok;
 }
 
 void infer_model_free(infer_model_t *model)

@@ -37,6 +37,13 @@ typedef struct infer_model infer_model_t;
 bool infer_model_load(const char *version_dir, infer_model_t **out, nn_error_t *err)
     __attribute__((warn_unused_result));
 
+/* The same from the bytes of a saved_model.pb (text false) or
+ * saved_model.pbtxt (text true) in memory, without variables (a variable
+ * node then fails the runs that need it): for tests and fuzzing.  data is
+ * not kept. */
+bool infer_model_parse(const unsigned char *data, size_t len, bool text, infer_model_t **out,
+                       nn_error_t *err) __attribute__((warn_unused_result));
+
 void infer_model_free(infer_model_t *model);
 
 /* Bytes the loaded model holds (weights, graph), for a memory cap. */

@@ -172,7 +172,7 @@ static bool read_numbers(rd_t *r, pb_reader_t *pr, const pb_field_t *f, num_enc_
                 float x;
                 memcpy(&x, &u, 4);
                 p += 4;
-                if (!ir_num_push(r, l, x, (int64_t)x))
+                if (!ir_num_push(r, l, x, ir_f2i(x)))
                     return false;
             } else if (enc == NUM_FIXED64_DOUBLE) {
                 if (end - p < 8)
@@ -181,7 +181,7 @@ static bool read_numbers(rd_t *r, pb_reader_t *pr, const pb_field_t *f, num_enc_
                 double x;
                 memcpy(&x, &u, 8);
                 p += 8;
-                if (!ir_num_push(r, l, x, (int64_t)x))
+                if (!ir_num_push(r, l, x, ir_f2i(x)))
                     return false;
             } else {
                 uint64_t u;
@@ -198,12 +198,12 @@ static bool read_numbers(rd_t *r, pb_reader_t *pr, const pb_field_t *f, num_enc_
         uint32_t u = (uint32_t)f->value;
         float x;
         memcpy(&x, &u, 4);
-        return ir_num_push(r, l, x, (int64_t)x);
+        return ir_num_push(r, l, x, ir_f2i(x));
     }
     if (enc == NUM_FIXED64_DOUBLE && f->wire_type == PB_WIRE_FIXED64) {
         double x;
         memcpy(&x, &f->value, 8);
-        return ir_num_push(r, l, x, (int64_t)x);
+        return ir_num_push(r, l, x, ir_f2i(x));
     }
     if ((enc == NUM_VARINT || enc == NUM_HALF) && f->wire_type == PB_WIRE_VARINT) {
         double x = enc == NUM_HALF ? half_to_float((uint16_t)f->value) : (double)(int64_t)f->value;

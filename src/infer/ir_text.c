@@ -235,10 +235,10 @@ static bool t_tensor(tr_t *t, ir_value_t **out)
                                       : (e == 31 ? (m ? NAN : INFINITY)
                                                  : ldexp((double)(m | 0x400), e - 25));
                     d = bits & 0x8000 ? -v : v;
-                    ok = ir_num_push(t->r, &nums, d, (int64_t)d);
+                    ok = ir_num_push(t->r, &nums, d, ir_f2i(d));
                 }
             } else {
-                ok = float_value(t, &f, &d) && ir_num_push(t->r, &nums, d, (int64_t)d);
+                ok = float_value(t, &f, &d) && ir_num_push(t->r, &nums, d, ir_f2i(d));
             }
         } else if (is(&f, "int_val") || is(&f, "int64_val")) {
             int64_t i;

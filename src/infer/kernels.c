@@ -10,8 +10,10 @@
 /* The loops here are written for the vectorizer: O3 lets it version loops
  * for aliasing (in-place kernels), and hot kernels are cloned for AVX2 and
  * AVX-512, picked at load time by the CPU (KERNEL_SIMD). */
+#if !defined(__clang__)
 #pragma GCC optimize("O3")
-#if defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__)
+#endif
+#if defined(__x86_64__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
 #define KERNEL_SIMD __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
 #define KERNEL_SIMD
@@ -60,7 +62,7 @@ static bool int_input(kernel_args_t *a, size_t j, int64_t *out, size_t max, size
     if (v->count > max)
         return kernel_fail(a, "input %zu has %zu values, more than %zu", j, v->count, max);
     for (size_t i = 0; i < v->count; i++)
-        out[i] = v->kind == IR_I64 ? ir_i64(v)[i] : (int64_t)ir_f32(v)[i];
+        out[i] = v->kind == IR_I64 ? ir_i64(v)[i] : ir_f2i(ir_f32(v)[i]);
     *n = v->count;
     return true;
 }
@@ -111,8 +113,8 @@ static bool k_reshape(kernel_args_t *a)
             unknown = i;
         else if (shape[i] < 0)
             return kernel_fail(a, "the new shape has a bad dimension %lld", (long long)shape[i]);
-        else
-            known *= (size_t)shape[i];
+        else if (__builtin_mul_overflow(known, (size_t)shape[i], &known))
+            return kernel_fail(a, "the new shape is too large");
     }
     size_t count = a->in[0]->count;
     if (unknown < n) {
@@ -206,7 +208,7 @@ static bool k_cast(kernel_args_t *a)
         if (kind == IR_F32)
             ir_f32(&a->out[0])[i] = x->kind == IR_F32 ? ir_f32(x)[i] : (float)ir_i64(x)[i];
         else
-            ir_i64(&a->out[0])[i] = x->kind == IR_I64 ? ir_i64(x)[i] : (int64_t)ir_f32(x)[i];
+            ir_i64(&a->out[0])[i] = x->kind == IR_I64 ? ir_i64(x)[i] : ir_f2i(ir_f32(x)[i]);
     }
     return true;
 }
@@ -303,6 +305,8 @@ static bool k_pad(kernel_args_t *a)
     for (size_t i = 0; i < x->ndims; i++) {
         if (pads[2 * i] < 0 || pads[2 * i + 1] < 0)
             return kernel_fail(a, "negative padding");
+        if (pads[2 * i] > ((int64_t)1 << 32) || pads[2 * i + 1] > ((int64_t)1 << 32))
+            return kernel_fail(a, "padding too large");
         dims[i] = x->dims[i] + pads[2 * i] + pads[2 * i + 1];
     }
     if (!kernel_out(a, 0, IR_F32, dims, x->ndims))
@@ -444,6 +448,12 @@ static bool k_strided_slice(kernel_args_t *a)
         int64_t n = x->dims[d], s = st[i];
         if (s == 0)
             return kernel_fail(a, "a stride is 0");
+        /* values past either end act as the end: clamp before any
+         * arithmetic so that none can overflow */
+        int64_t lim = n + 1;
+        b[i] = b[i] < -lim ? -lim : b[i] > lim ? lim : b[i];
+        e[i] = e[i] < -lim ? -lim : e[i] > lim ? lim : e[i];
+        s = s < -lim ? -lim : s > lim ? lim : s;
         if (sam >> i & 1) {
             int64_t k = b[i] < 0 ? b[i] + n : b[i];
             if (k < 0 || k >= n)
