@@ -882,18 +882,36 @@ static bool run_node(const infer_model_t *m, run_t *r, const enode_t *n, nn_erro
         return nn_error_set(err, 400, "unsupported_op",
                             "op \"%s\" (node \"%s\") is not supported by the inference engine",
                             n->ir.op, n->ir.name);
-    const ir_value_t *inp[n->nin + 1];
-    ir_value_t outs[n->nout + 1];
+    /* argument arrays on the stack for ordinary nodes, on the heap for
+     * the rare node with many inputs (ConcatV2, IdentityN) */
+    enum { SMALL = 16 };
+    const ir_value_t *inp_small[SMALL];
+    ir_value_t outs_small[SMALL];
+    const ir_value_t **inp = inp_small;
+    ir_value_t *outs = outs_small;
+    if (n->nin > SMALL || n->nout > SMALL) {
+        inp = malloc((n->nin + 1) * sizeof *inp);
+        outs = calloc(n->nout + 1, sizeof *outs);
+        if (!inp || !outs) {
+            free(inp);
+            free(outs);
+            return nn_error_oom(err);
+        }
+    } else {
+        memset(outs_small, 0, sizeof outs_small);
+    }
     for (size_t j = 0; j < n->nin; j++)
         inp[j] = &r->slots[m->nodes[n->in_node[j]].slot + (size_t)n->in_index[j]].v;
-    memset(outs, 0, sizeof outs);
     kernel_ctx_t kc = {m, n, r->slots};
     kernel_args_t a = {&kc, &n->ir, inp, n->nin, outs, n->nout, err};
-    if (!n->kernel->fn(&a))
-        return false;
-    for (size_t i = 0; i < n->nout; i++)
+    bool ok = n->kernel->fn(&a);
+    for (size_t i = 0; ok && i < n->nout; i++)
         r->slots[n->slot + i].v = outs[i];
-    return true;
+    if (inp != inp_small) {
+        free(inp);
+        free(outs);
+    }
+    return ok;
 }
 
 bool infer_run(const infer_model_t *model, arena_t *arena, const nn_tensor_t *feeds, size_t nfeeds,

@@ -731,6 +731,23 @@ static void test_shapes(void **state)
         }
     }
 
+    /* ConcatV2 of 20 inputs (more than a node's arguments fit on the
+     * stack) on axis 0 -> [20,2,3] */
+    memset(&g_graph, 0, sizeof g_graph);
+    placeholder("x");
+    int32_t zero = 0;
+    const_i("a", NULL, 0, &zero, 1);
+    n = node("y", "ConcatV2");
+    for (int k = 0; k < 20; k++)
+        input(&n, "x");
+    input(&n, "a");
+    add(&n);
+    y = run_graph(arena, &in, "y");
+    assert_int_equal(y.ndims, 3);
+    assert_int_equal(y.dims[0], 20);
+    for (size_t k = 0; k < 120; k++)
+        assert_float_equal(y.data[k], xs[k % 6], 0);
+
     /* Pad [[0,0],[1,0],[0,1]] -> [1,3,4] */
     memset(&g_graph, 0, sizeof g_graph);
     placeholder("x");
