@@ -514,6 +514,16 @@ static bool resolve_inputs(infer_model_t *m, nn_error_t *err)
             if (!src->kernel && (size_t)m->nodes[i].in_index[j] + 1 > src->nout)
                 src->nout = (size_t)m->nodes[i].in_index[j] + 1;
         }
+    for (size_t i = 0; i < m->nnodes; i++)
+        for (size_t j = 0; j < m->nodes[i].nin; j++) {
+            const enode_t *src = &m->nodes[m->nodes[i].in_node[j]];
+            if ((size_t)m->nodes[i].in_index[j] >= src->nout)
+                return nn_error_set(err, 400, "invalid_graph",
+                                    "node \"%s\" reads output %d of node \"%s\" (%s), which has "
+                                    "%zu output(s)",
+                                    m->nodes[i].ir.name, (int)m->nodes[i].in_index[j], src->ir.name,
+                                    src->ir.op, src->nout);
+        }
     for (size_t i = 0; i < m->nnodes; i++) {
         m->nodes[i].slot = slot;
         slot += m->nodes[i].nout ? m->nodes[i].nout : 1;

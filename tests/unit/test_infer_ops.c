@@ -936,6 +936,22 @@ static void test_pbtxt_and_functions(void **state)
     arena_destroy(arena);
     infer_model_free(m);
 
+    /* reading an output a node does not have is refused at load time */
+    assert_non_null(mkdtemp(strcpy(dir, "/tmp/nnreg-ops-XXXXXX")));
+    snprintf(path, sizeof path, "%s/saved_model.pbtxt", dir);
+    f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("meta_graphs { graph_def { node { name: \"x\" op: \"Placeholder\" }\n"
+          "  node { name: \"r\" op: \"Relu\" input: \"x\" }\n"
+          "  node { name: \"y\" op: \"Relu\" input: \"r:3\" } } }\n", f);
+    fclose(f);
+    nn_error_init(&err);
+    assert_false(infer_model_load(dir, &m, &err));
+    assert_string_equal(err.code, "invalid_graph");
+    assert_non_null(strstr(err.message, "\"r\""));
+    unlink(path);
+    rmdir(dir);
+
     /* a broken text file is a 400 naming the line */
     assert_non_null(mkdtemp(strcpy(dir, "/tmp/nnreg-ops-XXXXXX")));
     snprintf(path, sizeof path, "%s/saved_model.pbtxt", dir);
