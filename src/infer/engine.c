@@ -499,9 +499,16 @@ static bool resolve_inputs(infer_model_t *m, nn_error_t *err)
     }
     for (size_t i = 0; i < m->nnodes; i++) {
         enode_t *n = &m->nodes[i];
-        if (n->kernel && n->kernel->nout < 0)
+        if (n->kernel && n->kernel->nout == KERNEL_NOUT_PER_INPUT) {
             n->nout = n->nin;
-        else if (n->kernel)
+        } else if (n->kernel && n->kernel->nout == KERNEL_NOUT_NUM_SPLIT) {
+            const ir_attr_t *ns = ir_attr(&n->ir, "num_split");
+            if (!ns || ns->kind != IR_ATTR_I || ns->i < 1 || ns->i > KERNEL_MAX_SPLIT)
+                return nn_error_set(err, 400, "unsupported_op",
+                                    "node \"%s\" (%s) needs num_split between 1 and %d",
+                                    n->ir.name, n->ir.op, KERNEL_MAX_SPLIT);
+            n->nout = (size_t)ns->i;
+        } else if (n->kernel)
             n->nout = (size_t)n->kernel->nout;
         else
             n->nout = 1;

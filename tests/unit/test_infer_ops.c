@@ -841,6 +841,118 @@ static void test_shapes(void **state)
     float wel[4] = {2, 3, 5, 6};
     expect(&y, d122, 3, wel, 0);
 
+    /* Split x [1,2,3] in 3 on axis 2: [1,4], [2,5], [3,6] (outputs y:0..2) */
+    memset(&g_graph, 0, sizeof g_graph);
+    placeholder("x");
+    int32_t two = 2;
+    const_i("a", NULL, 0, &two, 1);
+    n = node("y", "Split");
+    input(&n, "a");
+    input(&n, "x");
+    key(&v, 3, 0);
+    varint(&v, 3);
+    attr(&n, "num_split", &v);
+    add(&n);
+    n = node("z", "AddN"); /* y:0 + y:1 + y:2 = [6, 15] */
+    input(&n, "y");
+    input(&n, "y:1");
+    input(&n, "y:2");
+    add(&n);
+    y = run_graph(arena, &in, "y:2");
+    int64_t d121[3] = {1, 2, 1};
+    float w36[2] = {3, 6};
+    expect(&y, d121, 3, w36, 0);
+    {
+        /* the same graph again, fetching z */
+        memset(&g_graph, 0, sizeof g_graph);
+        placeholder("x");
+        const_i("a", NULL, 0, &two, 1);
+        n = node("y", "Split");
+        input(&n, "a");
+        input(&n, "x");
+        key(&v, 3, 0);
+        varint(&v, 3);
+        attr(&n, "num_split", &v);
+        add(&n);
+        n = node("z", "AddN");
+        input(&n, "y");
+        input(&n, "y:1");
+        input(&n, "y:2");
+        add(&n);
+        y = run_graph(arena, &in, "z");
+        float w615[2] = {6, 15};
+        expect(&y, d121, 3, w615, 0);
+    }
+    /* SplitV sizes [-1, 1] on axis 1: [[1,2,3]] and [[4,5,6]]; fetch :1 */
+    memset(&g_graph, 0, sizeof g_graph);
+    placeholder("x");
+    int32_t sizes[2] = {-1, 1}, one = 1;
+    const_i("s", d2, 1, sizes, 2);
+    const_i("a", NULL, 0, &one, 1);
+    n = node("y", "SplitV");
+    input(&n, "x");
+    input(&n, "s");
+    input(&n, "a");
+    key(&v, 3, 0);
+    varint(&v, 2);
+    attr(&n, "num_split", &v);
+    add(&n);
+    y = run_graph(arena, &in, "y:1");
+    int64_t d113[3] = {1, 1, 3};
+    float w456[3] = {4, 5, 6};
+    expect(&y, d113, 3, w456, 0);
+    /* Slice begin [0,1,1] size [-1,1,-1]: [[[5, 6]]] */
+    memset(&g_graph, 0, sizeof g_graph);
+    placeholder("x");
+    int32_t sb3[3] = {0, 1, 1}, sz3[3] = {-1, 1, -1};
+    const_i("b", d3, 1, sb3, 3);
+    const_i("s", d3, 1, sz3, 3);
+    n = node("y", "Slice");
+    input(&n, "x");
+    input(&n, "b");
+    input(&n, "s");
+    add(&n);
+    y = run_graph(arena, &in, "y");
+    int64_t d112[3] = {1, 1, 2};
+    float w56[2] = {5, 6};
+    expect(&y, d112, 3, w56, 0);
+    /* ArgMax over axis 2 of [[1,2,3],[4,5,6]] with a twist: x[0,0,0]=9 */
+    float xa[6] = {9, 2, 3, 4, 5, 6};
+    nn_tensor_t ina = tensor("x", d123, 3, xa);
+    memset(&g_graph, 0, sizeof g_graph);
+    placeholder("x");
+    const_i("a", NULL, 0, &two, 1);
+    n = node("y", "ArgMax");
+    input(&n, "x");
+    input(&n, "a");
+    add(&n);
+    y = run_graph(arena, &ina, "y");
+    int64_t d12[2] = {1, 2};
+    float wam[2] = {0, 2};
+    expect(&y, d12, 2, wam, 0);
+    /* Fill [2,2] with 1.5; ZerosLike x */
+    memset(&g_graph, 0, sizeof g_graph);
+    int32_t fd2[2] = {2, 2};
+    float fv = 1.5f;
+    const_i("d", d2, 1, fd2, 2);
+    const_f("v", NULL, 0, &fv, 1);
+    n = node("y", "Fill");
+    input(&n, "d");
+    input(&n, "v");
+    add(&n);
+    y = run_graph(arena, NULL, "y");
+    int64_t dd22[2] = {2, 2};
+    float wf[4] = {1.5f, 1.5f, 1.5f, 1.5f};
+    expect(&y, dd22, 2, wf, 0);
+    memset(&g_graph, 0, sizeof g_graph);
+    placeholder("x");
+    n = node("y", "ZerosLike");
+    input(&n, "x");
+    add(&n);
+    y = run_graph(arena, &in, "y");
+    float wz[6] = {0};
+    expect(&y, d123, 3, wz, 0);
+
     /* a Const with one float_val fills its shape; an int32 Const fetched
      * comes back as floats */
     memset(&g_graph, 0, sizeof g_graph);
@@ -968,6 +1080,100 @@ static void test_pbtxt_and_functions(void **state)
     rmdir(dir);
 }
 
+/* every op of the kernel table is found (the table is searched by
+ * bisection: this catches an entry out of order) */
+static void test_supported_ops(void **state)
+{
+    (void)state;
+    static const char *const ops[] = {
+        "Abs",
+        "Add",
+        "AddN",
+        "AddV2",
+        "ArgMax",
+        "ArgMin",
+        "AvgPool",
+        "BiasAdd",
+        "Cast",
+        "Ceil",
+        "Concat",
+        "ConcatV2",
+        "Const",
+        "Conv2D",
+        "DepthwiseConv2dNative",
+        "Div",
+        "Elu",
+        "Exp",
+        "ExpandDims",
+        "Floor",
+        "Fill",
+        "FusedBatchNorm",
+        "FusedBatchNormV2",
+        "FusedBatchNormV3",
+        "Identity",
+        "IdentityN",
+        "LeakyRelu",
+        "Log",
+        "LogSoftmax",
+        "MatMul",
+        "Max",
+        "MaxPool",
+        "Maximum",
+        "Mean",
+        "Min",
+        "Minimum",
+        "Mul",
+        "Neg",
+        "NoOp",
+        "OnesLike",
+        "Pack",
+        "Pad",
+        "PadV2",
+        "Placeholder",
+        "PlaceholderWithDefault",
+        "Pow",
+        "Prod",
+        "ReadVariableOp",
+        "RealDiv",
+        "Reciprocal",
+        "Relu",
+        "Relu6",
+        "Reshape",
+        "Rsqrt",
+        "Selu",
+        "Shape",
+        "Sigmoid",
+        "Slice",
+        "Snapshot",
+        "Softmax",
+        "Softplus",
+        "Softsign",
+        "Split",
+        "SplitV",
+        "Sqrt",
+        "Square",
+        "SquaredDifference",
+        "Squeeze",
+        "StopGradient",
+        "StridedSlice",
+        "Sub",
+        "Sum",
+        "Tanh",
+        "Transpose",
+        "VarHandleOp",
+        "Variable",
+        "VariableV2",
+        "ZerosLike",
+        "StatefulPartitionedCall", "PartitionedCall",
+    };
+    for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++)
+        if (!infer_op_supported(ops[i]))
+            fail_msg("op %s is not found", ops[i]);
+    assert_false(infer_op_supported("ParseExampleV2"));
+    assert_false(infer_op_supported(""));
+    assert_false(infer_op_supported("conv2d"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -975,6 +1181,7 @@ int main(void)
         cmocka_unit_test(test_pool),           cmocka_unit_test(test_elementwise),
         cmocka_unit_test(test_matmul_and_bn),  cmocka_unit_test(test_shapes),
         cmocka_unit_test(test_pbtxt_and_functions),
+        cmocka_unit_test(test_supported_ops),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     free(g_graph.p);
