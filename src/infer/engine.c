@@ -686,6 +686,8 @@ bool infer_op_supported(const char *op)
 typedef struct rbuf {
     size_t refs;
     void *mem;
+    size_t bytes;
+    size_t *live; /* the run's count of bytes held by buffers */
 } rbuf_t;
 
 typedef struct slot {
@@ -699,11 +701,13 @@ struct kernel_ctx {
     const infer_model_t *m;
     const enode_t *node;
     slot_t *slots;
+    size_t *live, *peak; /* bytes held by buffers now, and at most */
 };
 
 static void buf_release(rbuf_t *b)
 {
     if (b && --b->refs == 0) {
+        *b->live -= b->bytes;
         free(b->mem);
         free(b);
     }
@@ -761,6 +765,11 @@ bool kernel_out(kernel_args_t *a, size_t i, ir_kind_t kind, const int64_t *dims,
     }
     b->refs = 1;
     b->mem = mem;
+    b->bytes = bytes;
+    b->live = a->ctx->live;
+    *b->live += bytes;
+    if (*b->live > *a->ctx->peak)
+        *a->ctx->peak = *b->live;
     slot_release(s);
     s->buf = b;
     ir_value_t *v = &a->out[i];
@@ -856,6 +865,7 @@ static bool resolve_tensor(const infer_model_t *m, arena_t *arena, const char *w
 }
 
 typedef struct run {
+    size_t live, peak; /* before slots: buffers point at live */
     slot_t *slots;
     size_t nslots;
     int32_t *order;
@@ -919,7 +929,7 @@ static bool run_node(const infer_model_t *m, run_t *r, const enode_t *n, nn_erro
     }
     for (size_t j = 0; j < n->nin; j++)
         inp[j] = &r->slots[m->nodes[n->in_node[j]].slot + (size_t)n->in_index[j]].v;
-    kernel_ctx_t kc = {m, n, r->slots};
+    kernel_ctx_t kc = {m, n, r->slots, &r->live, &r->peak};
     kernel_args_t a = {&kc, &n->ir, inp, n->nin, outs, n->nout, err};
     bool ok = n->kernel->fn(&a);
     for (size_t i = 0; ok && i < n->nout; i++)
@@ -934,7 +944,15 @@ static bool run_node(const infer_model_t *m, run_t *r, const enode_t *n, nn_erro
 bool infer_run(const infer_model_t *model, arena_t *arena, const nn_tensor_t *feeds, size_t nfeeds,
                const char *const *fetches, size_t nfetches, nn_tensor_t *out, nn_error_t *err)
 {
+    return infer_run_stats(model, arena, feeds, nfeeds, fetches, nfetches, out, NULL, err);
+}
+
+bool infer_run_stats(const infer_model_t *model, arena_t *arena, const nn_tensor_t *feeds,
+                     size_t nfeeds, const char *const *fetches, size_t nfetches, nn_tensor_t *out,
+                     infer_stats_t *stats, nn_error_t *err)
+{
     const infer_model_t *m = model;
+    size_t nodes_run = 0;
     run_t r;
     memset(&r, 0, sizeof r);
     r.nslots = m->nslots;
@@ -1058,6 +1076,7 @@ bool infer_run(const infer_model_t *model, arena_t *arena, const nn_tensor_t *fe
         const enode_t *n = &m->nodes[r.order[k]];
         if (!run_node(m, &r, n, err))
             goto done;
+        nodes_run++;
         if (n->value || n->var_error)
             continue;
         for (size_t j = 0; j < n->nin; j++) {
@@ -1097,5 +1116,9 @@ bool infer_run(const infer_model_t *model, arena_t *arena, const nn_tensor_t *fe
     ok = true;
 done:
     run_free(&r);
+    if (stats) {
+        stats->nodes_run = nodes_run;
+        stats->peak_bytes = r.peak;
+    }
     return ok;
 }

@@ -79,6 +79,18 @@ const char *infer_blas_core(void);
  * sets it and re-executes itself, or its service definition sets it. */
 const char *infer_blas_coretype_hint(void);
 
+/* What a run cost, for benchmarks, logs and tests. */
+typedef struct infer_stats {
+    size_t nodes_run;  /* nodes computed (constants and variables included) */
+    size_t peak_bytes; /* most bytes intermediate buffers held at once */
+} infer_stats_t;
+
+/* infer_run, also filling *stats (when not NULL) whether it succeeds or
+ * not. */
+bool infer_run_stats(const infer_model_t *model, arena_t *arena, const nn_tensor_t *feeds,
+                     size_t nfeeds, const char *const *fetches, size_t nfetches, nn_tensor_t *out,
+                     infer_stats_t *stats, nn_error_t *err) __attribute__((warn_unused_result));
+
 /* Whether the engine has a kernel for this op (or inlines / ignores it). */
 bool infer_op_supported(const char *op);
 

@@ -106,11 +106,12 @@ int main(int argc, char **argv)
     double *times = malloc((size_t)(runs + 1) * sizeof(double));
     double *cpu = malloc((size_t)(runs + 1) * sizeof(double));
     const char *fetch = argv[4];
+    infer_stats_t stats;
     for (int i = -1; i < runs; i++) {
         arena_t *arena = arena_create(0);
         nn_tensor_t out;
         double s = now_ms(), c = cpu_ms();
-        if (!infer_run(model, arena, &feed, 1, &fetch, 1, &out, &err)) {
+        if (!infer_run_stats(model, arena, &feed, 1, &fetch, 1, &out, &stats, &err)) {
             fprintf(stderr, "run: %s\n", err.message);
             arena_destroy(arena);
             return 1;
@@ -131,6 +132,8 @@ int main(int argc, char **argv)
     double median = runs % 2 ? times[runs / 2] : (times[runs / 2 - 1] + times[runs / 2]) / 2;
     qsort(cpu, (size_t)runs, sizeof(double), cmp_double);
     double cmedian = runs % 2 ? cpu[runs / 2] : (cpu[runs / 2 - 1] + cpu[runs / 2]) / 2;
+    printf("\nnodes run: %zu, peak of intermediate buffers: %.1f MiB", stats.nodes_run,
+           (double)stats.peak_bytes / (1 << 20));
     printf("\nmedian of %d: %.1f ms wall (min %.1f), %.1f ms CPU (min %.1f)\n", runs, median,
            times[0], cmedian, cpu[0]);
     free(times);

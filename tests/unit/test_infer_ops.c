@@ -1080,6 +1080,63 @@ static void test_pbtxt_and_functions(void **state)
     rmdir(dir);
 }
 
+/* Liveness: a chain of 8 Pads holds two buffers at most (the one being
+ * read and the one being written), a chain of 8 Relus one (each writes in
+ * place into the buffer only it reads). */
+static void test_liveness(void **state)
+{
+    (void)state;
+    arena_t *arena = arena_create(0);
+    int64_t xd[4] = {1, 256, 256, 4};
+    size_t count = 256 * 256 * 4, bytes = count * sizeof(float);
+    float *xs = calloc(count, sizeof(float));
+    assert_non_null(xs);
+    xs[5] = -1;
+    xs[6] = 2;
+    nn_tensor_t in = tensor("x", xd, 4, xs);
+    for (int relu = 0; relu < 2; relu++) {
+        memset(&g_graph, 0, sizeof g_graph);
+        placeholder("x");
+        int64_t pd[2] = {4, 2};
+        int32_t pads[8] = {0};
+        const_i("p", pd, 2, pads, 8);
+        char prev[16] = "x", name[16];
+        for (int k = 0; k < 8; k++) {
+            snprintf(name, sizeof name, "n%d", k);
+            nb_t n = node(name, relu ? "Relu" : "Pad");
+            input(&n, prev);
+            if (!relu)
+                input(&n, "p");
+            add(&n);
+            strcpy(prev, name);
+        }
+        pbuf_t mg = {0}, sm = {0};
+        msg(&mg, 2, &g_graph);
+        msg(&sm, 2, &mg);
+        infer_model_t *m = NULL;
+        nn_error_t err;
+        nn_error_init(&err);
+        assert_true(infer_model_parse(sm.p, sm.n, false, &m, &err));
+        free(sm.p);
+        const char *fetch = "n7";
+        nn_tensor_t out;
+        infer_stats_t st;
+        if (!infer_run_stats(m, arena, &in, 1, &fetch, 1, &out, &st, &err))
+            fail_msg("%s", err.message);
+        assert_int_equal(out.count, count);
+        assert_float_equal(out.data[5], relu ? 0 : -1, 0);
+        assert_float_equal(out.data[6], 2, 0);
+        assert_int_equal(st.nodes_run, relu ? 8 : 9);
+        if (st.peak_bytes > (relu ? 1 : 2) * (bytes + 64))
+            fail_msg("%s chain: peak %zu bytes for %zu-byte tensors", relu ? "Relu" : "Pad",
+                     st.peak_bytes, bytes);
+        assert_true(st.peak_bytes >= bytes);
+        infer_model_free(m);
+    }
+    free(xs);
+    arena_destroy(arena);
+}
+
 /* every op of the kernel table is found (the table is searched by
  * bisection: this catches an entry out of order) */
 static void test_supported_ops(void **state)
@@ -1182,6 +1239,7 @@ int main(void)
         cmocka_unit_test(test_matmul_and_bn),  cmocka_unit_test(test_shapes),
         cmocka_unit_test(test_pbtxt_and_functions),
         cmocka_unit_test(test_supported_ops),
+        cmocka_unit_test(test_liveness),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     free(g_graph.p);
