@@ -15,14 +15,28 @@
 
 #include "infer/kernels.h"
 
+/* The loops here are written for the vectorizer: O3 lets it version loops
+ * for aliasing (in-place kernels), and hot kernels are cloned for AVX2 and
+ * AVX-512, picked at load time by the CPU (KERNEL_SIMD). */
+#if !defined(__clang__)
+#pragma GCC optimize("O3")
+#endif
+#if defined(__x86_64__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
+#define KERNEL_SIMD __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define KERNEL_SIMD
+#endif
+
 #define CONV_COL_MAX_FLOATS ((size_t)1 << 21) /* 8 MiB of patches at most */
 
 bool kernel_window(pad_mode_t mode, int64_t in, int64_t k, int64_t stride, int64_t dilation,
                    int64_t explicit_before, int64_t explicit_after, int64_t *out, int64_t *pad_before)
 {
-    int64_t eff = (k - 1) * dilation + 1;
-    if (in <= 0 || k <= 0 || stride <= 0 || dilation <= 0)
+    const int64_t lim = (int64_t)1 << 30; /* keeps every product below in range */
+    if (in <= 0 || k <= 0 || stride <= 0 || dilation <= 0 || in > lim || k > lim || stride > lim ||
+        dilation > lim || explicit_before > lim || explicit_after > lim)
         return false;
+    int64_t eff = (k - 1) * dilation + 1;
     if (mode == PAD_SAME) {
         *out = (in + stride - 1) / stride;
         int64_t total = (*out - 1) * stride + eff - in;
@@ -241,7 +255,7 @@ bool kernel_conv2d(kernel_args_t *a)
     return ok;
 }
 
-bool kernel_depthwise(kernel_args_t *a)
+KERNEL_SIMD bool kernel_depthwise(kernel_args_t *a)
 {
     if (!kernel_need_f32(a, 0) || !kernel_need_f32(a, 1))
         return false;
@@ -306,7 +320,7 @@ bool kernel_depthwise(kernel_args_t *a)
     return true;
 }
 
-static bool pool(kernel_args_t *a, bool avg)
+KERNEL_SIMD static bool pool(kernel_args_t *a, bool avg)
 {
     if (!kernel_need_f32(a, 0))
         return false;

@@ -17,12 +17,14 @@
 #define _GNU_SOURCE
 #include "infer/engine.h"
 
+#include <cblas.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -35,6 +37,8 @@
 #define ENGINE_MAX_INLINE_DEPTH 32
 #define ENGINE_MAX_GRAPH_BYTES ((size_t)2 << 30)
 #define ENGINE_CLOSE_NAMES 5
+/* The largest tensor a run may create (a graph can ask for any shape). */
+#define ENGINE_MAX_BUFFER_BYTES ((size_t)1 << 30)
 
 typedef struct enode {
     ir_node_t ir; /* name, op, attrs (inputs as written, unused after load) */
@@ -371,6 +375,12 @@ static bool restore_variables(infer_model_t *m, const ir_graph_t *g, const char 
         any |= is_variable_op(m->nodes[i].ir.op);
     if (!any)
         return true;
+    if (!version_dir) {
+        for (size_t i = 0; i < m->nnodes; i++)
+            if (is_variable_op(m->nodes[i].ir.op))
+                m->nodes[i].var_error = "has no value: the model was read without its variables";
+        return true;
+    }
     char *vars_dir = arena_printf(m->arena, "%s/variables", version_dir);
     char *index_path = arena_printf(m->arena, "%s/variables/variables.index", version_dir);
     if (!vars_dir || !index_path)
@@ -489,9 +499,16 @@ static bool resolve_inputs(infer_model_t *m, nn_error_t *err)
     }
     for (size_t i = 0; i < m->nnodes; i++) {
         enode_t *n = &m->nodes[i];
-        if (n->kernel && n->kernel->nout < 0)
+        if (n->kernel && n->kernel->nout == KERNEL_NOUT_PER_INPUT) {
             n->nout = n->nin;
-        else if (n->kernel)
+        } else if (n->kernel && n->kernel->nout == KERNEL_NOUT_NUM_SPLIT) {
+            const ir_attr_t *ns = ir_attr(&n->ir, "num_split");
+            if (!ns || ns->kind != IR_ATTR_I || ns->i < 1 || ns->i > KERNEL_MAX_SPLIT)
+                return nn_error_set(err, 400, "unsupported_op",
+                                    "node \"%s\" (%s) needs num_split between 1 and %d",
+                                    n->ir.name, n->ir.op, KERNEL_MAX_SPLIT);
+            n->nout = (size_t)ns->i;
+        } else if (n->kernel)
             n->nout = (size_t)n->kernel->nout;
         else
             n->nout = 1;
@@ -503,6 +520,16 @@ static bool resolve_inputs(infer_model_t *m, nn_error_t *err)
             enode_t *src = &m->nodes[m->nodes[i].in_node[j]];
             if (!src->kernel && (size_t)m->nodes[i].in_index[j] + 1 > src->nout)
                 src->nout = (size_t)m->nodes[i].in_index[j] + 1;
+        }
+    for (size_t i = 0; i < m->nnodes; i++)
+        for (size_t j = 0; j < m->nodes[i].nin; j++) {
+            const enode_t *src = &m->nodes[m->nodes[i].in_node[j]];
+            if ((size_t)m->nodes[i].in_index[j] >= src->nout)
+                return nn_error_set(err, 400, "invalid_graph",
+                                    "node \"%s\" reads output %d of node \"%s\" (%s), which has "
+                                    "%zu output(s)",
+                                    m->nodes[i].ir.name, (int)m->nodes[i].in_index[j], src->ir.name,
+                                    src->ir.op, src->nout);
         }
     for (size_t i = 0; i < m->nnodes; i++) {
         m->nodes[i].slot = slot;
@@ -563,7 +590,10 @@ fail:
     return false;
 }
 
-bool infer_model_load(const char *version_dir, infer_model_t **out, nn_error_t *err)
+/* A new model from graph bytes; variables restored from version_dir when
+ * it is not NULL. */
+static bool model_from_bytes(const unsigned char *data, size_t len, bool text,
+                             const char *version_dir, infer_model_t **out, nn_error_t *err)
 {
     *out = NULL;
     infer_model_t *m = calloc(1, sizeof *m);
@@ -571,31 +601,40 @@ bool infer_model_load(const char *version_dir, infer_model_t **out, nn_error_t *
         free(m);
         return nn_error_oom(err);
     }
-    char *pb = arena_printf(m->arena, "%s/saved_model.pb", version_dir);
-    char *pbtxt = arena_printf(m->arena, "%s/saved_model.pbtxt", version_dir);
-    if (!pb || !pbtxt) {
-        infer_model_free(m);
-        return nn_error_oom(err);
-    }
-    struct stat st;
-    bool text = stat(pb, &st) != 0 && stat(pbtxt, &st) == 0;
-    unsigned char *data;
-    size_t len = 0;
-    if (!read_file(text ? pbtxt : pb, &data, &len, err)) {
-        infer_model_free(m);
-        return false;
-    }
     ir_graph_t g;
     bool ok = ir_graph_read(m->arena, data, len, text, text ? "saved_model.pbtxt" : "saved_model.pb",
-                            &g, err);
-    free(data);
-    ok = ok && build_model(m, &g, err) && restore_variables(m, &g, version_dir, err);
+                            &g, err) &&
+              build_model(m, &g, err) && restore_variables(m, &g, version_dir, err);
     if (!ok) {
         infer_model_free(m);
         return false;
     }
     *out = m;
     return true;
+}
+
+bool infer_model_parse(const unsigned char *data, size_t len, bool text, infer_model_t **out,
+                       nn_error_t *err)
+{
+    return model_from_bytes(data, len, text, NULL, out, err);
+}
+
+bool infer_model_load(const char *version_dir, infer_model_t **out, nn_error_t *err)
+{
+    char pb[4096], pbtxt[4096];
+    *out = NULL;
+    if ((size_t)snprintf(pb, sizeof pb, "%s/saved_model.pb", version_dir) >= sizeof pb ||
+        (size_t)snprintf(pbtxt, sizeof pbtxt, "%s/saved_model.pbtxt", version_dir) >= sizeof pbtxt)
+        return nn_error_set(err, 500, "internal_error", "model path too long");
+    struct stat st;
+    bool text = stat(pb, &st) != 0 && stat(pbtxt, &st) == 0;
+    unsigned char *data;
+    size_t len = 0;
+    if (!read_file(text ? pbtxt : pb, &data, &len, err))
+        return false;
+    bool ok = model_from_bytes(data, len, text, version_dir, out, err);
+    free(data);
+    return ok;
 }
 
 void infer_model_free(infer_model_t *model)
@@ -611,6 +650,31 @@ size_t infer_model_bytes(const infer_model_t *model)
     return sizeof *model + arena_bytes_reserved(model->arena);
 }
 
+const char *infer_blas_core(void)
+{
+    const char *name = openblas_get_corename();
+    return name ? name : "unknown";
+}
+
+const char *infer_blas_coretype_hint(void)
+{
+    if (getenv("OPENBLAS_CORETYPE"))
+        return NULL;
+    const char *core = infer_blas_core();
+    if (strcasecmp(core, "Prescott") != 0 && strcasecmp(core, "Core2") != 0 &&
+        strcasecmp(core, "Nehalem") != 0 && strcasecmp(core, "Sandybridge") != 0)
+        return NULL;
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq"))
+        return "SkylakeX";
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        return "Haswell";
+#endif
+    return NULL;
+}
+
 bool infer_op_supported(const char *op)
 {
     return kernel_find(op) != NULL || strcmp(op, "StatefulPartitionedCall") == 0 ||
@@ -622,6 +686,8 @@ bool infer_op_supported(const char *op)
 typedef struct rbuf {
     size_t refs;
     void *mem;
+    size_t bytes;
+    size_t *live; /* the run's count of bytes held by buffers */
 } rbuf_t;
 
 typedef struct slot {
@@ -635,11 +701,13 @@ struct kernel_ctx {
     const infer_model_t *m;
     const enode_t *node;
     slot_t *slots;
+    size_t *live, *peak; /* bytes held by buffers now, and at most */
 };
 
 static void buf_release(rbuf_t *b)
 {
     if (b && --b->refs == 0) {
+        *b->live -= b->bytes;
         free(b->mem);
         free(b);
     }
@@ -685,6 +753,9 @@ bool kernel_out(kernel_args_t *a, size_t i, ir_kind_t kind, const int64_t *dims,
     if (count == 0 && !empty)
         return kernel_fail(a, "the result's shape is negative or too large");
     size_t bytes = (count ? count : 1) * (kind == IR_F32 ? 4 : 8);
+    if (bytes > ENGINE_MAX_BUFFER_BYTES)
+        return kernel_fail(a, "the result would take %zu bytes, more than the %zu a tensor may", bytes,
+                           ENGINE_MAX_BUFFER_BYTES);
     bytes = (bytes + 63) & ~(size_t)63;
     rbuf_t *b = malloc(sizeof *b);
     void *mem = b ? aligned_alloc(64, bytes) : NULL;
@@ -694,6 +765,11 @@ bool kernel_out(kernel_args_t *a, size_t i, ir_kind_t kind, const int64_t *dims,
     }
     b->refs = 1;
     b->mem = mem;
+    b->bytes = bytes;
+    b->live = a->ctx->live;
+    *b->live += bytes;
+    if (*b->live > *a->ctx->peak)
+        *a->ctx->peak = *b->live;
     slot_release(s);
     s->buf = b;
     ir_value_t *v = &a->out[i];
@@ -743,6 +819,16 @@ bool kernel_reuse(kernel_args_t *a, size_t i, size_t j, const int64_t *dims, siz
     return true;
 }
 
+/* "[1, 224, 224, 3]" */
+static void shape_text(const int64_t *dims, size_t ndims, char *out, size_t size)
+{
+    size_t used = (size_t)snprintf(out, size, "[");
+    for (size_t i = 0; i < ndims && used < size; i++)
+        used += (size_t)snprintf(out + used, size - used, "%s%lld", i ? ", " : "", (long long)dims[i]);
+    if (used < size)
+        snprintf(out + used, size - used, "]");
+}
+
 static bool unknown_tensor(const infer_model_t *m, arena_t *arena, const char *what,
                            const char *name, nn_error_t *err)
 {
@@ -779,6 +865,7 @@ static bool resolve_tensor(const infer_model_t *m, arena_t *arena, const char *w
 }
 
 typedef struct run {
+    size_t live, peak; /* before slots: buffers point at live */
     slot_t *slots;
     size_t nslots;
     int32_t *order;
@@ -822,24 +909,50 @@ static bool run_node(const infer_model_t *m, run_t *r, const enode_t *n, nn_erro
         return nn_error_set(err, 400, "unsupported_op",
                             "op \"%s\" (node \"%s\") is not supported by the inference engine",
                             n->ir.op, n->ir.name);
-    const ir_value_t *inp[n->nin + 1];
-    ir_value_t outs[n->nout + 1];
+    /* argument arrays on the stack for ordinary nodes, on the heap for
+     * the rare node with many inputs (ConcatV2, IdentityN) */
+    enum { SMALL = 16 };
+    const ir_value_t *inp_small[SMALL];
+    ir_value_t outs_small[SMALL];
+    const ir_value_t **inp = inp_small;
+    ir_value_t *outs = outs_small;
+    if (n->nin > SMALL || n->nout > SMALL) {
+        inp = malloc((n->nin + 1) * sizeof *inp);
+        outs = calloc(n->nout + 1, sizeof *outs);
+        if (!inp || !outs) {
+            free(inp);
+            free(outs);
+            return nn_error_oom(err);
+        }
+    } else {
+        memset(outs_small, 0, sizeof outs_small);
+    }
     for (size_t j = 0; j < n->nin; j++)
         inp[j] = &r->slots[m->nodes[n->in_node[j]].slot + (size_t)n->in_index[j]].v;
-    memset(outs, 0, sizeof outs);
-    kernel_ctx_t kc = {m, n, r->slots};
+    kernel_ctx_t kc = {m, n, r->slots, &r->live, &r->peak};
     kernel_args_t a = {&kc, &n->ir, inp, n->nin, outs, n->nout, err};
-    if (!n->kernel->fn(&a))
-        return false;
-    for (size_t i = 0; i < n->nout; i++)
+    bool ok = n->kernel->fn(&a);
+    for (size_t i = 0; ok && i < n->nout; i++)
         r->slots[n->slot + i].v = outs[i];
-    return true;
+    if (inp != inp_small) {
+        free(inp);
+        free(outs);
+    }
+    return ok;
 }
 
 bool infer_run(const infer_model_t *model, arena_t *arena, const nn_tensor_t *feeds, size_t nfeeds,
                const char *const *fetches, size_t nfetches, nn_tensor_t *out, nn_error_t *err)
 {
+    return infer_run_stats(model, arena, feeds, nfeeds, fetches, nfetches, out, NULL, err);
+}
+
+bool infer_run_stats(const infer_model_t *model, arena_t *arena, const nn_tensor_t *feeds,
+                     size_t nfeeds, const char *const *fetches, size_t nfetches, nn_tensor_t *out,
+                     infer_stats_t *stats, nn_error_t *err)
+{
     const infer_model_t *m = model;
+    size_t nodes_run = 0;
     run_t r;
     memset(&r, 0, sizeof r);
     r.nslots = m->nslots;
@@ -879,10 +992,12 @@ bool infer_run(const infer_model_t *model, arena_t *arena, const nn_tensor_t *fe
             for (size_t d = 0; match && d < shape->nints; d++)
                 match = shape->ints[d] < 0 || shape->ints[d] == feeds[i].dims[d];
             if (!match) {
+                char got[160], want[160];
+                shape_text(feeds[i].dims, feeds[i].ndims, got, sizeof got);
+                shape_text(shape->ints, shape->nints, want, sizeof want);
                 nn_error_set(err, 400, "invalid_input",
-                             "feed \"%s\" has %zu dimension(s) that do not match the input's "
-                             "declared shape (%zu dimensions)",
-                             feeds[i].name, feeds[i].ndims, shape->nints);
+                             "feed \"%s\" has shape %s but the input takes %s (-1: any size)",
+                             feeds[i].name, got, want);
                 goto done;
             }
         }
@@ -961,6 +1076,7 @@ bool infer_run(const infer_model_t *model, arena_t *arena, const nn_tensor_t *fe
         const enode_t *n = &m->nodes[r.order[k]];
         if (!run_node(m, &r, n, err))
             goto done;
+        nodes_run++;
         if (n->value || n->var_error)
             continue;
         for (size_t j = 0; j < n->nin; j++) {
@@ -1000,5 +1116,9 @@ bool infer_run(const infer_model_t *model, arena_t *arena, const nn_tensor_t *fe
     ok = true;
 done:
     run_free(&r);
+    if (stats) {
+        stats->nodes_run = nodes_run;
+        stats->peak_bytes = r.peak;
+    }
     return ok;
 }

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "infer/ir_read.h"
 #include "model/pbwire.h"
 
 enum {
@@ -70,20 +71,7 @@ enum {
     SV_NAME = 6,
 };
 
-#define IR_MAX_OBJECTS 1000000u
-
-typedef struct vec {
-    void *items;
-    size_t n, cap;
-} vec_t;
-
-typedef struct rd {
-    arena_t *arena;
-    nn_error_t *err;
-    const char *display;
-} rd_t;
-
-static bool oom(rd_t *r)
+bool ir_oom(rd_t *r)
 {
     return nn_error_oom(r->err);
 }
@@ -96,13 +84,13 @@ static bool bad(rd_t *r, pb_reader_t *pr, const char *what)
     return nn_error_set(r->err, 400, "invalid_graph", "%s: %s", r->display, what);
 }
 
-static bool vec_push(rd_t *r, vec_t *v, size_t elem, const void *item)
+bool ir_vec_push(rd_t *r, vec_t *v, size_t elem, const void *item)
 {
     if (v->n == v->cap) {
         size_t cap = v->cap ? v->cap * 2 : 8;
         void *p = arena_realloc(r->arena, v->items, v->n * elem, cap * elem);
         if (!p)
-            return oom(r);
+            return ir_oom(r);
         v->items = p;
         v->cap = cap;
     }
@@ -115,7 +103,7 @@ static const char *dup_field(rd_t *r, const pb_field_t *f)
 {
     char *s = arena_strndup(r->arena, (const char *)f->data, f->len);
     if (!s)
-        oom(r);
+        ir_oom(r);
     return s;
 }
 
@@ -165,17 +153,9 @@ static uint64_t le64(const unsigned char *p)
     return (uint64_t)le32(p) | (uint64_t)le32(p + 4) << 32;
 }
 
-/* A repeated numeric field, packed or not, appended to a double list (exact
- * for every int32 and for int64 below 2^53, which covers shapes and axes;
- * int64 values are kept in their own list too). */
-typedef struct numlist {
-    vec_t d; /* double */
-    vec_t i; /* int64_t, for varint fields */
-} numlist_t;
-
-static bool num_push(rd_t *r, numlist_t *l, double d, int64_t i)
+bool ir_num_push(rd_t *r, numlist_t *l, double d, int64_t i)
 {
-    return vec_push(r, &l->d, sizeof d, &d) && vec_push(r, &l->i, sizeof i, &i);
+    return ir_vec_push(r, &l->d, sizeof d, &d) && ir_vec_push(r, &l->i, sizeof i, &i);
 }
 
 typedef enum { NUM_VARINT, NUM_FIXED32_FLOAT, NUM_FIXED64_DOUBLE, NUM_HALF } num_enc_t;
@@ -192,7 +172,7 @@ static bool read_numbers(rd_t *r, pb_reader_t *pr, const pb_field_t *f, num_enc_
                 float x;
                 memcpy(&x, &u, 4);
                 p += 4;
-                if (!num_push(r, l, x, (int64_t)x))
+                if (!ir_num_push(r, l, x, ir_f2i(x)))
                     return false;
             } else if (enc == NUM_FIXED64_DOUBLE) {
                 if (end - p < 8)
@@ -201,14 +181,14 @@ static bool read_numbers(rd_t *r, pb_reader_t *pr, const pb_field_t *f, num_enc_
                 double x;
                 memcpy(&x, &u, 8);
                 p += 8;
-                if (!num_push(r, l, x, (int64_t)x))
+                if (!ir_num_push(r, l, x, ir_f2i(x)))
                     return false;
             } else {
                 uint64_t u;
                 if (!pb_decode_varint(&p, end, &u))
                     return bad(r, pr, "bad varint in a packed list");
                 double x = enc == NUM_HALF ? half_to_float((uint16_t)u) : (double)(int64_t)u;
-                if (!num_push(r, l, x, (int64_t)u))
+                if (!ir_num_push(r, l, x, (int64_t)u))
                     return false;
             }
         }
@@ -218,16 +198,16 @@ static bool read_numbers(rd_t *r, pb_reader_t *pr, const pb_field_t *f, num_enc_
         uint32_t u = (uint32_t)f->value;
         float x;
         memcpy(&x, &u, 4);
-        return num_push(r, l, x, (int64_t)x);
+        return ir_num_push(r, l, x, ir_f2i(x));
     }
     if (enc == NUM_FIXED64_DOUBLE && f->wire_type == PB_WIRE_FIXED64) {
         double x;
         memcpy(&x, &f->value, 8);
-        return num_push(r, l, x, (int64_t)x);
+        return ir_num_push(r, l, x, ir_f2i(x));
     }
     if ((enc == NUM_VARINT || enc == NUM_HALF) && f->wire_type == PB_WIRE_VARINT) {
         double x = enc == NUM_HALF ? half_to_float((uint16_t)f->value) : (double)(int64_t)f->value;
-        return num_push(r, l, x, (int64_t)f->value);
+        return ir_num_push(r, l, x, (int64_t)f->value);
     }
     return bad(r, pr, "a numeric field has the wrong wire type");
 }
@@ -255,12 +235,99 @@ static bool read_shape(rd_t *r, pb_reader_t *pr, const pb_field_t *f, vec_t *dim
                     size = pb_int64(&h);
             if (st == PB_ERROR)
                 return bad(r, &dr, "bad dim");
-            if (!vec_push(r, dims, sizeof size, &size))
+            if (dims->n >= IR_MAX_SHAPE_DIMS)
+                return bad(r, &sr, "a shape has too many dimensions");
+            if (!ir_vec_push(r, dims, sizeof size, &size))
                 return false;
         }
     }
     if (st == PB_ERROR)
         return bad(r, &sr, "bad shape");
+    return true;
+}
+
+static bool tbad(rd_t *r, const char *what)
+{
+    return nn_error_set(r->err, 400, "invalid_graph", "%s: %s", r->display, what);
+}
+
+bool ir_tensor_build(rd_t *r, int dtype, const int64_t *dims, size_t ndims,
+                     const unsigned char *content, size_t content_len, const numlist_t *nums,
+                     ir_value_t **out)
+{
+    *out = NULL;
+    ir_kind_t kind;
+    size_t esize;
+    switch (dtype) {
+    case IR_DT_FLOAT: kind = IR_F32; esize = 4; break;
+    case IR_DT_DOUBLE: kind = IR_F32; esize = 8; break;
+    case IR_DT_HALF: kind = IR_F32; esize = 2; break;
+    case IR_DT_INT32: kind = IR_I64; esize = 4; break;
+    case IR_DT_INT64: kind = IR_I64; esize = 8; break;
+    case IR_DT_UINT8: case IR_DT_INT8: case IR_DT_BOOL: kind = IR_I64; esize = 1; break;
+    case IR_DT_INT16: kind = IR_I64; esize = 2; break;
+    default:
+        return true; /* strings and others: left undecoded */
+    }
+    if (ndims > NN_TENSOR_MAX_DIMS)
+        return tbad(r, "a constant tensor has more dimensions than the engine handles");
+    ir_value_t *v = arena_calloc(r->arena, 1, sizeof *v);
+    if (!v)
+        return ir_oom(r);
+    v->kind = kind;
+    v->dtype = dtype;
+    v->ndims = ndims;
+    if (ndims)
+        memcpy(v->dims, dims, ndims * sizeof(int64_t));
+    v->count = ir_count(v->dims, v->ndims);
+    bool empty = false;
+    for (size_t i = 0; i < v->ndims; i++)
+        empty |= v->dims[i] == 0;
+    if (v->count == 0 && !empty)
+        return tbad(r, "a constant tensor has a negative or too large shape");
+    size_t bytes = (v->count ? v->count : 1) * (kind == IR_F32 ? 4 : 8);
+    if (bytes > IR_MAX_CONST_BYTES - r->const_bytes)
+        return nn_error_set(r->err, 400, "invalid_graph",
+                            "%s: the graph's constants would take more than %zu bytes", r->display,
+                            IR_MAX_CONST_BYTES);
+    r->const_bytes += bytes;
+    v->data = arena_alloc(r->arena, bytes);
+    if (!v->data)
+        return ir_oom(r);
+    float *fd = v->data;
+    int64_t *id = v->data;
+    if (content_len) {
+        if (content_len != v->count * esize)
+            return tbad(r, "a constant's tensor_content does not match its shape");
+        for (size_t i = 0; i < v->count; i++) {
+            const unsigned char *p = content + i * esize;
+            switch (dtype) {
+            case IR_DT_FLOAT: { uint32_t u = le32(p); memcpy(&fd[i], &u, 4); break; }
+            case IR_DT_DOUBLE: { uint64_t u = le64(p); double d; memcpy(&d, &u, 8); fd[i] = (float)d; break; }
+            case IR_DT_HALF: fd[i] = half_to_float((uint16_t)(p[0] | p[1] << 8)); break;
+            case IR_DT_INT32: id[i] = (int32_t)le32(p); break;
+            case IR_DT_INT64: id[i] = (int64_t)le64(p); break;
+            case IR_DT_UINT8: case IR_DT_BOOL: id[i] = p[0]; break;
+            case IR_DT_INT8: id[i] = (int8_t)p[0]; break;
+            case IR_DT_INT16: id[i] = (int16_t)(p[0] | p[1] << 8); break;
+            }
+        }
+    } else {
+        /* TensorFlow's rule: missing trailing values repeat the last one
+         * (a single value fills the tensor); no values means zeros. */
+        const double *dv = nums->d.items;
+        const int64_t *iv = nums->i.items;
+        if (nums->d.n > v->count && v->count)
+            return tbad(r, "a constant has more values than its shape holds");
+        for (size_t i = 0; i < v->count; i++) {
+            size_t j = nums->d.n == 0 ? 0 : (i < nums->d.n ? i : nums->d.n - 1);
+            if (kind == IR_F32)
+                fd[i] = nums->d.n ? (float)dv[j] : 0.0f;
+            else
+                id[i] = nums->d.n ? iv[j] : 0;
+        }
+    }
+    *out = v;
     return true;
 }
 
@@ -316,73 +383,7 @@ static bool read_tensor(rd_t *r, pb_reader_t *pr, const pb_field_t *f, ir_value_
     if (st == PB_ERROR)
         return bad(r, &tr, "bad tensor");
 
-    ir_kind_t kind;
-    size_t esize;
-    switch (dtype) {
-    case IR_DT_FLOAT: kind = IR_F32; esize = 4; break;
-    case IR_DT_DOUBLE: kind = IR_F32; esize = 8; break;
-    case IR_DT_HALF: kind = IR_F32; esize = 2; break;
-    case IR_DT_INT32: kind = IR_I64; esize = 4; break;
-    case IR_DT_INT64: kind = IR_I64; esize = 8; break;
-    case IR_DT_UINT8: case IR_DT_INT8: case IR_DT_BOOL: kind = IR_I64; esize = 1; break;
-    case IR_DT_INT16: kind = IR_I64; esize = 2; break;
-    default:
-        return true; /* strings and others: left undecoded */
-    }
-    if (dims.n > NN_TENSOR_MAX_DIMS)
-        return bad(r, &tr, "a constant tensor has more dimensions than the engine handles");
-    ir_value_t *v = arena_calloc(r->arena, 1, sizeof *v);
-    if (!v)
-        return oom(r);
-    v->kind = kind;
-    v->dtype = dtype;
-    v->ndims = dims.n;
-    if (dims.n)
-        memcpy(v->dims, dims.items, dims.n * sizeof(int64_t));
-    v->count = ir_count(v->dims, v->ndims);
-    bool empty = false;
-    for (size_t i = 0; i < v->ndims; i++)
-        empty |= v->dims[i] == 0;
-    if (v->count == 0 && !empty)
-        return bad(r, &tr, "a constant tensor has a negative or too large shape");
-    v->data = arena_alloc(r->arena, (v->count ? v->count : 1) * 8);
-    if (!v->data)
-        return oom(r);
-    float *fd = v->data;
-    int64_t *id = v->data;
-    if (content_len) {
-        if (content_len != v->count * esize)
-            return bad(r, &tr, "a constant's tensor_content does not match its shape");
-        for (size_t i = 0; i < v->count; i++) {
-            const unsigned char *p = content + i * esize;
-            switch (dtype) {
-            case IR_DT_FLOAT: { uint32_t u = le32(p); memcpy(&fd[i], &u, 4); break; }
-            case IR_DT_DOUBLE: { uint64_t u = le64(p); double d; memcpy(&d, &u, 8); fd[i] = (float)d; break; }
-            case IR_DT_HALF: fd[i] = half_to_float((uint16_t)(p[0] | p[1] << 8)); break;
-            case IR_DT_INT32: id[i] = (int32_t)le32(p); break;
-            case IR_DT_INT64: id[i] = (int64_t)le64(p); break;
-            case IR_DT_UINT8: case IR_DT_BOOL: id[i] = p[0]; break;
-            case IR_DT_INT8: id[i] = (int8_t)p[0]; break;
-            case IR_DT_INT16: id[i] = (int16_t)(p[0] | p[1] << 8); break;
-            }
-        }
-    } else {
-        /* TensorFlow's rule: missing trailing values repeat the last one
-         * (a single value fills the tensor); no values means zeros. */
-        const double *dv = nums.d.items;
-        const int64_t *iv = nums.i.items;
-        if (nums.d.n > v->count && v->count)
-            return bad(r, &tr, "a constant has more values than its shape holds");
-        for (size_t i = 0; i < v->count; i++) {
-            size_t j = nums.d.n == 0 ? 0 : (i < nums.d.n ? i : nums.d.n - 1);
-            if (kind == IR_F32)
-                fd[i] = nums.d.n ? (float)dv[j] : 0.0f;
-            else
-                id[i] = nums.d.n ? iv[j] : 0;
-        }
-    }
-    *out = v;
-    return true;
+    return ir_tensor_build(r, dtype, dims.items, dims.n, content, content_len, &nums, out);
 }
 
 /* ---- attributes and nodes ----------------------------------------------- */
@@ -473,7 +474,7 @@ static bool read_attr_value(rd_t *r, pb_reader_t *pr, const pb_field_t *f, ir_at
             if (floats.d.n) {
                 a->floats = arena_alloc(r->arena, floats.d.n * sizeof(float));
                 if (!a->floats)
-                    return oom(r);
+                    return ir_oom(r);
                 for (size_t i = 0; i < floats.d.n; i++)
                     a->floats[i] = (float)((double *)floats.d.items)[i];
                 a->nfloats = floats.d.n;
@@ -509,7 +510,7 @@ static bool read_node(rd_t *r, pb_reader_t *pr, const pb_field_t *f, ir_node_t *
                 return false;
         } else if (g.number == ND_INPUT) {
             const char *s = dup_field(r, &g);
-            if (!s || !vec_push(r, &inputs, sizeof s, &s))
+            if (!s || !ir_vec_push(r, &inputs, sizeof s, &s))
                 return false;
         } else if (g.number == ND_ATTR) {
             pb_reader_t er;
@@ -531,7 +532,7 @@ static bool read_node(rd_t *r, pb_reader_t *pr, const pb_field_t *f, ir_node_t *
                 return bad(r, &er, "bad attribute entry");
             if (!a.key)
                 a.key = "";
-            if (!vec_push(r, &attrs, sizeof a, &a))
+            if (!ir_vec_push(r, &attrs, sizeof a, &a))
                 return false;
         }
     }
@@ -561,7 +562,7 @@ static bool read_arg_names(rd_t *r, pb_reader_t *pr, const pb_field_t *f, vec_t 
             return false;
     if (st == PB_ERROR)
         return bad(r, &ar, "bad function argument");
-    return vec_push(r, names, sizeof name, &name);
+    return ir_vec_push(r, names, sizeof name, &name);
 }
 
 static bool read_function(rd_t *r, pb_reader_t *pr, const pb_field_t *f, ir_function_t *fn)
@@ -600,7 +601,7 @@ static bool read_function(rd_t *r, pb_reader_t *pr, const pb_field_t *f, ir_func
                 return bad(r, &sr, "bad function signature");
         } else if (g.number == FD_NODE_DEF) {
             ir_node_t n;
-            if (!read_node(r, &fr, &g, &n) || !vec_push(r, &nodes, sizeof n, &n))
+            if (!read_node(r, &fr, &g, &n) || !ir_vec_push(r, &nodes, sizeof n, &n))
                 return false;
         } else if (g.number == FD_RET) {
             pb_reader_t er;
@@ -616,7 +617,7 @@ static bool read_function(rd_t *r, pb_reader_t *pr, const pb_field_t *f, ir_func
             }
             if (st == PB_ERROR)
                 return bad(r, &er, "bad function ret");
-            if (!vec_push(r, &rk, sizeof k, &k) || !vec_push(r, &rv, sizeof v, &v))
+            if (!ir_vec_push(r, &rk, sizeof k, &k) || !ir_vec_push(r, &rv, sizeof v, &v))
                 return false;
         }
     }
@@ -635,14 +636,6 @@ static bool read_function(rd_t *r, pb_reader_t *pr, const pb_field_t *f, ir_func
 }
 
 /* ---- object graph (TF2 variables) ---------------------------------------- */
-
-typedef struct object {
-    const char *var_name; /* SavedVariable.name, NULL when not a variable */
-    int64_t *child_ids;
-    const char **child_names;
-    size_t nchildren;
-    const char *path; /* from the root, set by the walk below */
-} object_t;
 
 static bool read_object(rd_t *r, pb_reader_t *pr, const pb_field_t *f, object_t *o)
 {
@@ -672,7 +665,7 @@ static bool read_object(rd_t *r, pb_reader_t *pr, const pb_field_t *f, object_t 
             }
             if (st == PB_ERROR)
                 return bad(r, &cr, "bad object reference");
-            if (!vec_push(r, &ids, sizeof id, &id) || !vec_push(r, &names, sizeof name, &name))
+            if (!ir_vec_push(r, &ids, sizeof id, &id) || !ir_vec_push(r, &names, sizeof name, &name))
                 return false;
         } else if (g.number == SO_VARIABLE) {
             if (!pb_sub(&orr, &g, &cr))
@@ -696,14 +689,14 @@ static bool read_object(rd_t *r, pb_reader_t *pr, const pb_field_t *f, object_t 
 /* Checkpoint keys of the object graph's variables: the path of local names
  * from the root (breadth first, first path wins), then
  * "/.ATTRIBUTES/VARIABLE_VALUE". */
-static bool object_vars(rd_t *r, object_t *objs, size_t nobjs, ir_graph_t *g)
+bool ir_object_vars(rd_t *r, object_t *objs, size_t nobjs, ir_graph_t *g)
 {
     vec_t vars = {0};
     if (nobjs == 0)
         return true;
     size_t *queue = arena_alloc(r->arena, nobjs * sizeof *queue);
     if (!queue)
-        return oom(r);
+        return ir_oom(r);
     size_t head = 0, tail = 0;
     objs[0].path = "";
     queue[tail++] = 0;
@@ -716,7 +709,7 @@ static bool object_vars(rd_t *r, object_t *objs, size_t nobjs, ir_graph_t *g)
             objs[id].path = o->path[0] ? arena_printf(r->arena, "%s/%s", o->path, o->child_names[c])
                                        : o->child_names[c];
             if (!objs[id].path)
-                return oom(r);
+                return ir_oom(r);
             queue[tail++] = (size_t)id;
         }
     }
@@ -726,8 +719,8 @@ static bool object_vars(rd_t *r, object_t *objs, size_t nobjs, ir_graph_t *g)
         ir_object_var_t v = {objs[i].var_name,
                              arena_printf(r->arena, "%s/.ATTRIBUTES/VARIABLE_VALUE", objs[i].path)};
         if (!v.key)
-            return oom(r);
-        if (!vec_push(r, &vars, sizeof v, &v))
+            return ir_oom(r);
+        if (!ir_vec_push(r, &vars, sizeof v, &v))
             return false;
     }
     g->object_vars = vars.items;
@@ -758,7 +751,7 @@ static bool read_meta_graph(rd_t *r, pb_reader_t *pr, const pb_field_t *f, ir_gr
                     continue;
                 if (k.number == GD_NODE) {
                     ir_node_t n;
-                    if (!read_node(r, &gr, &k, &n) || !vec_push(r, &nodes, sizeof n, &n))
+                    if (!read_node(r, &gr, &k, &n) || !ir_vec_push(r, &nodes, sizeof n, &n))
                         return false;
                 } else if (k.number == GD_LIBRARY) {
                     pb_reader_t lr;
@@ -769,7 +762,7 @@ static bool read_meta_graph(rd_t *r, pb_reader_t *pr, const pb_field_t *f, ir_gr
                         if (l.number != LIB_FUNCTION || l.wire_type != PB_WIRE_LEN)
                             continue;
                         ir_function_t fn;
-                        if (!read_function(r, &lr, &l, &fn) || !vec_push(r, &funcs, sizeof fn, &fn))
+                        if (!read_function(r, &lr, &l, &fn) || !ir_vec_push(r, &funcs, sizeof fn, &fn))
                             return false;
                     }
                     if (st == PB_ERROR)
@@ -787,7 +780,7 @@ static bool read_meta_graph(rd_t *r, pb_reader_t *pr, const pb_field_t *f, ir_gr
                 object_t o;
                 if (objs.n >= IR_MAX_OBJECTS)
                     return bad(r, &gr, "too many saved objects");
-                if (!read_object(r, &gr, &k, &o) || !vec_push(r, &objs, sizeof o, &o))
+                if (!read_object(r, &gr, &k, &o) || !ir_vec_push(r, &objs, sizeof o, &o))
                     return false;
             }
             if (st == PB_ERROR)
@@ -800,19 +793,16 @@ static bool read_meta_graph(rd_t *r, pb_reader_t *pr, const pb_field_t *f, ir_gr
     g->nnodes = nodes.n;
     g->functions = funcs.items;
     g->nfunctions = funcs.n;
-    return object_vars(r, objs.items, objs.n, g);
+    return ir_object_vars(r, objs.items, objs.n, g);
 }
 
 bool ir_graph_read(arena_t *arena, const unsigned char *data, size_t len, bool text,
                    const char *display_name, ir_graph_t *out, nn_error_t *err)
 {
-    rd_t r = {arena, err, display_name};
+    rd_t r = {arena, err, display_name, 0};
     memset(out, 0, sizeof *out);
     if (text)
-        return nn_error_set(err, 400, "invalid_graph",
-                            "%s: the inference engine reads binary SavedModels only; convert the "
-                            "text-format graph to saved_model.pb",
-                            display_name);
+        return ir_text_read(&r, (const char *)data, len, out);
     pb_error_t perr;
     pb_reader_t pr;
     pb_field_t f;

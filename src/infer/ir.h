@@ -54,6 +54,19 @@ static inline int64_t *ir_i64(const ir_value_t *v)
     return (int64_t *)v->data;
 }
 
+/* A float as an integer without undefined behaviour: truncated toward
+ * zero, NaN as 0, out-of-range values saturated. */
+static inline int64_t ir_f2i(double x)
+{
+    if (x != x)
+        return 0;
+    if (x >= 9.2e18)
+        return INT64_MAX;
+    if (x <= -9.2e18)
+        return INT64_MIN;
+    return (int64_t)x;
+}
+
 typedef enum {
     IR_ATTR_NONE = 0,
     IR_ATTR_S,      /* s, slen */

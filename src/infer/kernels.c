@@ -7,6 +7,18 @@
  * a dimension of 1 stretches). */
 #include "infer/kernels.h"
 
+/* The loops here are written for the vectorizer: O3 lets it version loops
+ * for aliasing (in-place kernels), and hot kernels are cloned for AVX2 and
+ * AVX-512, picked at load time by the CPU (KERNEL_SIMD). */
+#if !defined(__clang__)
+#pragma GCC optimize("O3")
+#endif
+#if defined(__x86_64__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
+#define KERNEL_SIMD __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define KERNEL_SIMD
+#endif
+
 #include <cblas.h>
 #include <math.h>
 #include <stdarg.h>
@@ -50,7 +62,7 @@ static bool int_input(kernel_args_t *a, size_t j, int64_t *out, size_t max, size
     if (v->count > max)
         return kernel_fail(a, "input %zu has %zu values, more than %zu", j, v->count, max);
     for (size_t i = 0; i < v->count; i++)
-        out[i] = v->kind == IR_I64 ? ir_i64(v)[i] : (int64_t)ir_f32(v)[i];
+        out[i] = v->kind == IR_I64 ? ir_i64(v)[i] : ir_f2i(ir_f32(v)[i]);
     *n = v->count;
     return true;
 }
@@ -101,8 +113,8 @@ static bool k_reshape(kernel_args_t *a)
             unknown = i;
         else if (shape[i] < 0)
             return kernel_fail(a, "the new shape has a bad dimension %lld", (long long)shape[i]);
-        else
-            known *= (size_t)shape[i];
+        else if (__builtin_mul_overflow(known, (size_t)shape[i], &known))
+            return kernel_fail(a, "the new shape is too large");
     }
     size_t count = a->in[0]->count;
     if (unknown < n) {
@@ -196,7 +208,7 @@ static bool k_cast(kernel_args_t *a)
         if (kind == IR_F32)
             ir_f32(&a->out[0])[i] = x->kind == IR_F32 ? ir_f32(x)[i] : (float)ir_i64(x)[i];
         else
-            ir_i64(&a->out[0])[i] = x->kind == IR_I64 ? ir_i64(x)[i] : (int64_t)ir_f32(x)[i];
+            ir_i64(&a->out[0])[i] = x->kind == IR_I64 ? ir_i64(x)[i] : ir_f2i(ir_f32(x)[i]);
     }
     return true;
 }
@@ -293,6 +305,8 @@ static bool k_pad(kernel_args_t *a)
     for (size_t i = 0; i < x->ndims; i++) {
         if (pads[2 * i] < 0 || pads[2 * i + 1] < 0)
             return kernel_fail(a, "negative padding");
+        if (pads[2 * i] > ((int64_t)1 << 32) || pads[2 * i + 1] > ((int64_t)1 << 32))
+            return kernel_fail(a, "padding too large");
         dims[i] = x->dims[i] + pads[2 * i] + pads[2 * i + 1];
     }
     if (!kernel_out(a, 0, IR_F32, dims, x->ndims))
@@ -368,6 +382,134 @@ static bool k_transpose(kernel_args_t *a)
     return true;
 }
 
+static int64_t attr_int(const ir_node_t *n, const char *key, int64_t def)
+{
+    const ir_attr_t *a = ir_attr(n, key);
+    return a && a->kind == IR_ATTR_I ? a->i : def;
+}
+
+/* StridedSlice with TensorFlow's masks: begin_mask / end_mask (take the
+ * whole range), ellipsis_mask (one entry stands for every dimension not
+ * named), new_axis_mask (insert a dimension of 1), shrink_axis_mask (take
+ * one index and drop the dimension).  Python's clamping rules. */
+static bool k_strided_slice(kernel_args_t *a)
+{
+    int64_t b[NN_TENSOR_MAX_DIMS], e[NN_TENSOR_MAX_DIMS], st[NN_TENSOR_MAX_DIMS];
+    size_t nb, ne, ns;
+    if (!need_inputs(a, 4) || !int_input(a, 1, b, NN_TENSOR_MAX_DIMS, &nb) ||
+        !int_input(a, 2, e, NN_TENSOR_MAX_DIMS, &ne) || !int_input(a, 3, st, NN_TENSOR_MAX_DIMS, &ns))
+        return false;
+    const ir_value_t *x = a->in[0];
+    if (nb != ne || nb != ns)
+        return kernel_fail(a, "begin, end and strides differ in length");
+    if (!x->data && x->count)
+        return kernel_fail(a, "input 0 has no value");
+    int64_t bm = attr_int(a->node, "begin_mask", 0), em = attr_int(a->node, "end_mask", 0);
+    int64_t elm = attr_int(a->node, "ellipsis_mask", 0), nam = attr_int(a->node, "new_axis_mask", 0);
+    int64_t sam = attr_int(a->node, "shrink_axis_mask", 0);
+    size_t named = 0;
+    for (size_t i = 0; i < nb; i++)
+        named += !(nam >> i & 1) && !(elm >> i & 1);
+    if (named > x->ndims)
+        return kernel_fail(a, "the slice names %zu dimensions, the input has %zu", named, x->ndims);
+    int64_t start[NN_TENSOR_MAX_DIMS], step[NN_TENSOR_MAX_DIMS], len[NN_TENSOR_MAX_DIMS];
+    int64_t odims[NN_TENSOR_MAX_DIMS];
+    size_t od = 0, d = 0;
+    bool seen_ellipsis = false;
+    for (size_t i = 0; i <= nb && d <= x->ndims; i++) {
+        bool ell = i < nb && (elm >> i & 1) && !seen_ellipsis;
+        if (i == nb || ell) {
+            /* the ellipsis (or the implicit one at the end) covers the
+             * dimensions the remaining entries do not name */
+            size_t rest = 0;
+            for (size_t k = i + 1; k < nb; k++)
+                rest += !(nam >> k & 1);
+            size_t cover = i == nb ? x->ndims - d : x->ndims - d - rest;
+            if (i < nb)
+                seen_ellipsis = true;
+            for (size_t k = 0; k < cover && d < x->ndims; k++, d++) {
+                start[d] = 0;
+                step[d] = 1;
+                len[d] = x->dims[d];
+                if (od >= NN_TENSOR_MAX_DIMS)
+                    return kernel_fail(a, "too many dimensions");
+                odims[od++] = x->dims[d];
+            }
+            continue;
+        }
+        if (nam >> i & 1) {
+            if (od >= NN_TENSOR_MAX_DIMS)
+                return kernel_fail(a, "too many dimensions");
+            odims[od++] = 1;
+            continue;
+        }
+        if (d >= x->ndims)
+            return kernel_fail(a, "the slice has more entries than the input has dimensions");
+        int64_t n = x->dims[d], s = st[i];
+        if (s == 0)
+            return kernel_fail(a, "a stride is 0");
+        /* values past either end act as the end: clamp before any
+         * arithmetic so that none can overflow */
+        int64_t lim = n + 1;
+        b[i] = b[i] < -lim ? -lim : b[i] > lim ? lim : b[i];
+        e[i] = e[i] < -lim ? -lim : e[i] > lim ? lim : e[i];
+        s = s < -lim ? -lim : s > lim ? lim : s;
+        if (sam >> i & 1) {
+            int64_t k = b[i] < 0 ? b[i] + n : b[i];
+            if (k < 0 || k >= n)
+                return kernel_fail(a, "index %lld is out of range for dimension %zu", (long long)b[i], d);
+            start[d] = k;
+            step[d] = 1;
+            len[d] = 1;
+            d++;
+            continue;
+        }
+        int64_t lo = s > 0 ? 0 : -1, hi = s > 0 ? n : n - 1;
+        int64_t bb = b[i] < 0 ? b[i] + n : b[i], ee = e[i] < 0 ? e[i] + n : e[i];
+        bb = (bm >> i & 1) ? (s > 0 ? 0 : n - 1) : (bb < lo ? lo : bb > hi ? hi : bb);
+        ee = (em >> i & 1) ? (s > 0 ? n : -1) : (ee < lo ? lo : ee > hi ? hi : ee);
+        int64_t cnt = s > 0 ? (ee - bb + s - 1) / s : (bb - ee - s - 1) / -s;
+        if (cnt < 0)
+            cnt = 0;
+        start[d] = bb;
+        step[d] = s;
+        len[d] = cnt;
+        if (od >= NN_TENSOR_MAX_DIMS)
+            return kernel_fail(a, "too many dimensions");
+        odims[od++] = cnt;
+        d++;
+    }
+    for (; d < x->ndims; d++) {
+        start[d] = 0;
+        step[d] = 1;
+        len[d] = x->dims[d];
+        if (od >= NN_TENSOR_MAX_DIMS)
+            return kernel_fail(a, "too many dimensions");
+        odims[od++] = x->dims[d];
+    }
+    if (!kernel_out(a, 0, x->kind, odims, od))
+        return false;
+    size_t total = a->out[0].count, es = x->kind == IR_F32 ? 4 : 8;
+    size_t stride[NN_TENSOR_MAX_DIMS], sz = 1;
+    for (size_t k = x->ndims; k-- > 0;) {
+        stride[k] = sz;
+        sz *= (size_t)x->dims[k];
+    }
+    int64_t idx[NN_TENSOR_MAX_DIMS] = {0};
+    for (size_t o = 0; o < total; o++) {
+        int64_t off = 0;
+        for (size_t k = 0; k < x->ndims; k++)
+            off += (start[k] + idx[k] * step[k]) * (int64_t)stride[k];
+        memcpy((char *)a->out[0].data + o * es, (const char *)x->data + (size_t)off * es, es);
+        for (size_t k = x->ndims; k-- > 0;) {
+            if (++idx[k] < len[k])
+                break;
+            idx[k] = 0;
+        }
+    }
+    return true;
+}
+
 /* ---- elementwise ---------------------------------------------------------- */
 
 typedef enum { B_ADD, B_SUB, B_MUL, B_DIV, B_MIN, B_MAX, B_SQDIFF, B_POW } binop_t;
@@ -396,7 +538,7 @@ static inline float apply(binop_t op, float x, float y)
         }                                                                               \
         break;
 
-static void binary_flat(binop_t op, const float *xs, size_t xstep, const float *ys, size_t ystep,
+KERNEL_SIMD static void binary_flat(binop_t op, const float *xs, size_t xstep, const float *ys, size_t ystep,
                         float *out, size_t n)
 {
     switch (op) {
@@ -490,7 +632,7 @@ static bool k_max(kernel_args_t *a) { return binary(a, B_MAX); }
 static bool k_sqdiff(kernel_args_t *a) { return binary(a, B_SQDIFF); }
 static bool k_pow(kernel_args_t *a) { return binary(a, B_POW); }
 
-static bool k_bias_add(kernel_args_t *a)
+KERNEL_SIMD static bool k_bias_add(kernel_args_t *a)
 {
     if (!kernel_need_f32(a, 0) || !kernel_need_f32(a, 1))
         return false;
@@ -510,17 +652,23 @@ static bool k_bias_add(kernel_args_t *a)
     for (size_t i = cdim + 1; i < x->ndims; i++)
         inner *= (size_t)x->dims[i];
     size_t outer = c && inner ? x->count / (c * inner) : 0;
+    if (inner == 1) {
+        /* channels last: one contiguous row of c values per position */
+        for (size_t o = 0; o < outer; o++) {
+            const float *src = xs + o * c;
+            float *dst = y + o * c;
+            for (size_t ch = 0; ch < c; ch++)
+                dst[ch] = src[ch] + bs[ch];
+        }
+        return true;
+    }
     for (size_t o = 0; o < outer; o++)
         for (size_t ch = 0; ch < c; ch++) {
             const float *src = xs + (o * c + ch) * inner;
             float *dst = y + (o * c + ch) * inner;
-            if (inner == 1) {
-                dst[0] = src[0] + bs[ch];
-            } else {
-                float bv = bs[ch];
-                for (size_t i = 0; i < inner; i++)
-                    dst[i] = src[i] + bv;
-            }
+            float bv = bs[ch];
+            for (size_t i = 0; i < inner; i++)
+                dst[i] = src[i] + bv;
         }
     return true;
 }
@@ -530,7 +678,7 @@ typedef enum {
     U_RSQRT, U_SQUARE, U_NEG, U_ABS, U_LEAKY, U_RECIP, U_FLOOR, U_CEIL, U_SOFTSIGN
 } unop_t;
 
-static bool unary(kernel_args_t *a, unop_t op)
+KERNEL_SIMD static bool unary(kernel_args_t *a, unop_t op)
 {
     if (!kernel_need_f32(a, 0))
         return false;
@@ -639,6 +787,233 @@ static bool softmax(kernel_args_t *a, bool log_)
 static bool k_softmax(kernel_args_t *a) { return softmax(a, false); }
 static bool k_log_softmax(kernel_args_t *a) { return softmax(a, true); }
 
+/* Split (axis, value) and SplitV (value, size_splits, axis): num_split
+ * outputs along one axis; SplitV's sizes may hold one -1 (the rest). */
+static bool split(kernel_args_t *a, size_t vi, const int64_t *sizes_in, size_t nsizes, int64_t axis_in)
+{
+    const ir_value_t *x = a->in[vi];
+    size_t ax = 0;
+    if (!x->data && x->count)
+        return kernel_fail(a, "input %zu has no value", vi);
+    if (!norm_axis(a, axis_in, x->ndims, &ax))
+        return false;
+    size_t n = a->nout;
+    int64_t total = x->dims[ax];
+    int64_t sizes_buf[64], *sizes = sizes_buf;
+    if (n > 64)
+        return kernel_fail(a, "more than 64 outputs");
+    if (sizes_in) {
+        if (nsizes != n)
+            return kernel_fail(a, "%zu sizes for %zu outputs", nsizes, n);
+        int64_t known = 0;
+        size_t unknown = n;
+        for (size_t i = 0; i < n; i++) {
+            if (sizes_in[i] == -1 && unknown == n)
+                unknown = i;
+            else if (sizes_in[i] < 0 || sizes_in[i] > total)
+                return kernel_fail(a, "bad split size %lld", (long long)sizes_in[i]);
+            else
+                known += sizes_in[i];
+            sizes[i] = sizes_in[i];
+        }
+        if (unknown < n)
+            sizes[unknown] = total - known;
+        if (known > total || (unknown == n && known != total) || (unknown < n && sizes[unknown] < 0))
+            return kernel_fail(a, "split sizes do not add up to %lld", (long long)total);
+    } else {
+        if (n == 0 || total % (int64_t)n)
+            return kernel_fail(a, "dimension %zu (%lld) does not split into %zu", ax, (long long)total, n);
+        for (size_t i = 0; i < n; i++)
+            sizes[i] = total / (int64_t)n;
+    }
+    size_t outer = 1, inner = 1, es = x->kind == IR_F32 ? 4 : 8;
+    for (size_t i = 0; i < ax; i++)
+        outer *= (size_t)x->dims[i];
+    for (size_t i = ax + 1; i < x->ndims; i++)
+        inner *= (size_t)x->dims[i];
+    int64_t off = 0;
+    for (size_t k = 0; k < n; k++) {
+        int64_t dims[NN_TENSOR_MAX_DIMS];
+        for (size_t i = 0; i < x->ndims; i++)
+            dims[i] = i == ax ? sizes[k] : x->dims[i];
+        if (!kernel_out(a, k, x->kind, dims, x->ndims))
+            return false;
+        size_t piece = (size_t)sizes[k] * inner * es, row = (size_t)total * inner * es;
+        for (size_t o = 0; o < outer; o++)
+            memcpy((char *)a->out[k].data + o * piece,
+                   (const char *)x->data + o * row + (size_t)off * inner * es, piece);
+        off += sizes[k];
+    }
+    return true;
+}
+
+static bool k_split(kernel_args_t *a)
+{
+    int64_t axis[1];
+    size_t n;
+    if (!need_inputs(a, 2) || !int_input(a, 0, axis, 1, &n))
+        return false;
+    return n == 1 ? split(a, 1, NULL, 0, axis[0]) : kernel_fail(a, "bad axis");
+}
+
+static bool k_split_v(kernel_args_t *a)
+{
+    int64_t axis[1], sizes[64];
+    size_t n, ns;
+    if (!need_inputs(a, 3) || !int_input(a, 2, axis, 1, &n) || !int_input(a, 1, sizes, 64, &ns))
+        return false;
+    return n == 1 ? split(a, 0, sizes, ns, axis[0]) : kernel_fail(a, "bad axis");
+}
+
+/* Slice (value, begin, size): size -1 takes the rest. */
+static bool k_slice(kernel_args_t *a)
+{
+    int64_t b[NN_TENSOR_MAX_DIMS], sz[NN_TENSOR_MAX_DIMS];
+    size_t nb, ns;
+    if (!need_inputs(a, 3) || !int_input(a, 1, b, NN_TENSOR_MAX_DIMS, &nb) ||
+        !int_input(a, 2, sz, NN_TENSOR_MAX_DIMS, &ns))
+        return false;
+    const ir_value_t *x = a->in[0];
+    if (!x->data && x->count)
+        return kernel_fail(a, "input 0 has no value");
+    if (nb != x->ndims || ns != x->ndims)
+        return kernel_fail(a, "begin and size need %zu values", x->ndims);
+    for (size_t i = 0; i < x->ndims; i++) {
+        if (b[i] < 0 || b[i] > x->dims[i])
+            return kernel_fail(a, "begin %lld is out of range in dimension %zu", (long long)b[i], i);
+        if (sz[i] == -1)
+            sz[i] = x->dims[i] - b[i];
+        if (sz[i] < 0 || sz[i] > x->dims[i] - b[i])
+            return kernel_fail(a, "size %lld is out of range in dimension %zu", (long long)sz[i], i);
+    }
+    if (!kernel_out(a, 0, x->kind, sz, x->ndims))
+        return false;
+    size_t es = x->kind == IR_F32 ? 4 : 8, stride[NN_TENSOR_MAX_DIMS], s = 1;
+    for (size_t k = x->ndims; k-- > 0;) {
+        stride[k] = s;
+        s *= (size_t)x->dims[k];
+    }
+    int64_t idx[NN_TENSOR_MAX_DIMS] = {0};
+    for (size_t o = 0; o < a->out[0].count; o++) {
+        size_t off = 0;
+        for (size_t k = 0; k < x->ndims; k++)
+            off += (size_t)(b[k] + idx[k]) * stride[k];
+        memcpy((char *)a->out[0].data + o * es, (const char *)x->data + off * es, es);
+        for (size_t k = x->ndims; k-- > 0;) {
+            if (++idx[k] < sz[k])
+                break;
+            idx[k] = 0;
+        }
+    }
+    return true;
+}
+
+/* AddN: the sum of any number of same-shape tensors. */
+static bool k_add_n(kernel_args_t *a)
+{
+    if (a->nin == 0)
+        return kernel_fail(a, "nothing to add");
+    for (size_t j = 0; j < a->nin; j++) {
+        if (!kernel_need_f32(a, j))
+            return false;
+        if (a->in[j]->count != a->in[0]->count || a->in[j]->ndims != a->in[0]->ndims)
+            return kernel_fail(a, "input %zu differs in shape from the first", j);
+    }
+    const ir_value_t *x = a->in[0];
+    if (!kernel_out(a, 0, IR_F32, x->dims, x->ndims))
+        return false;
+    float *y = ir_f32(&a->out[0]);
+    memcpy(y, ir_f32(x), x->count * sizeof(float));
+    for (size_t j = 1; j < a->nin; j++)
+        binary_flat(B_ADD, y, 1, ir_f32(a->in[j]), 1, y, x->count);
+    return true;
+}
+
+/* ArgMax / ArgMin (input, axis): int64 indices of the first extreme. */
+static bool arg_extreme(kernel_args_t *a, bool max)
+{
+    int64_t axis[1];
+    size_t n, ax = 0;
+    if (!kernel_need_f32(a, 0) || !need_inputs(a, 2) || !int_input(a, 1, axis, 1, &n))
+        return false;
+    const ir_value_t *x = a->in[0];
+    if (n != 1 || !norm_axis(a, axis[0], x->ndims, &ax))
+        return n != 1 ? kernel_fail(a, "bad axis") : false;
+    if (x->dims[ax] == 0)
+        return kernel_fail(a, "the axis is empty");
+    int64_t dims[NN_TENSOR_MAX_DIMS];
+    size_t nd = 0, outer = 1, inner = 1, len = (size_t)x->dims[ax];
+    for (size_t i = 0; i < x->ndims; i++) {
+        if (i != ax)
+            dims[nd++] = x->dims[i];
+        if (i < ax)
+            outer *= (size_t)x->dims[i];
+        if (i > ax)
+            inner *= (size_t)x->dims[i];
+    }
+    if (!kernel_out(a, 0, IR_I64, dims, nd))
+        return false;
+    const float *xs = ir_f32(x);
+    int64_t *y = ir_i64(&a->out[0]);
+    for (size_t o = 0; o < outer; o++)
+        for (size_t i = 0; i < inner; i++) {
+            size_t best = 0;
+            float bv = xs[o * len * inner + i];
+            for (size_t k = 1; k < len; k++) {
+                float v = xs[(o * len + k) * inner + i];
+                if (max ? v > bv : v < bv) {
+                    bv = v;
+                    best = k;
+                }
+            }
+            y[o * inner + i] = (int64_t)best;
+        }
+    return true;
+}
+
+static bool k_argmax(kernel_args_t *a) { return arg_extreme(a, true); }
+static bool k_argmin(kernel_args_t *a) { return arg_extreme(a, false); }
+
+/* Fill (dims, value); ZerosLike / OnesLike (x). */
+static bool k_fill(kernel_args_t *a)
+{
+    int64_t dims[NN_TENSOR_MAX_DIMS];
+    size_t nd;
+    if (!need_inputs(a, 2) || !int_input(a, 0, dims, NN_TENSOR_MAX_DIMS, &nd))
+        return false;
+    const ir_value_t *v = a->in[1];
+    if (v->count != 1 || !v->data)
+        return kernel_fail(a, "the value must be a scalar");
+    if (!kernel_out(a, 0, v->kind, dims, nd))
+        return false;
+    for (size_t i = 0; i < a->out[0].count; i++) {
+        if (v->kind == IR_F32)
+            ir_f32(&a->out[0])[i] = ir_f32(v)[0];
+        else
+            ir_i64(&a->out[0])[i] = ir_i64(v)[0];
+    }
+    return true;
+}
+
+static bool like(kernel_args_t *a, float value)
+{
+    if (!need_inputs(a, 1))
+        return false;
+    const ir_value_t *x = a->in[0];
+    if (!kernel_out(a, 0, x->kind, x->dims, x->ndims))
+        return false;
+    for (size_t i = 0; i < x->count; i++) {
+        if (x->kind == IR_F32)
+            ir_f32(&a->out[0])[i] = value;
+        else
+            ir_i64(&a->out[0])[i] = (int64_t)value;
+    }
+    return true;
+}
+
+static bool k_zeros_like(kernel_args_t *a) { return like(a, 0); }
+static bool k_ones_like(kernel_args_t *a) { return like(a, 1); }
+
 /* ---- reductions ----------------------------------------------------------- */
 
 typedef enum { R_MEAN, R_SUM, R_MAX, R_MIN, R_PROD } redop_t;
@@ -726,7 +1101,7 @@ static bool k_prod(kernel_args_t *a) { return reduce(a, R_PROD); }
 
 /* ---- normalization and matrix products ------------------------------------ */
 
-static bool k_fused_batch_norm(kernel_args_t *a)
+KERNEL_SIMD static bool k_fused_batch_norm(kernel_args_t *a)
 {
     for (size_t j = 0; j < 5; j++)
         if (!kernel_need_f32(a, j))
@@ -829,7 +1204,10 @@ static bool k_value(kernel_args_t *a)
 static const kernel_def_t kernels[] = {
     {"Abs", k_abs, 1},
     {"Add", k_add, 1},
+    {"AddN", k_add_n, 1},
     {"AddV2", k_add, 1},
+    {"ArgMax", k_argmax, 1},
+    {"ArgMin", k_argmin, 1},
     {"AvgPool", kernel_avgpool, 1},
     {"BiasAdd", k_bias_add, 1},
     {"Cast", k_cast, 1},
@@ -843,6 +1221,7 @@ static const kernel_def_t kernels[] = {
     {"Elu", k_elu, 1},
     {"Exp", k_exp, 1},
     {"ExpandDims", k_expand_dims, 1},
+    {"Fill", k_fill, 1},
     {"Floor", k_floor, 1},
     {"FusedBatchNorm", k_fused_batch_norm, 5},
     {"FusedBatchNormV2", k_fused_batch_norm, 5},
@@ -862,6 +1241,7 @@ static const kernel_def_t kernels[] = {
     {"Mul", k_mul, 1},
     {"Neg", k_neg, 1},
     {"NoOp", k_noop, 0},
+    {"OnesLike", k_ones_like, 1},
     {"Pack", k_pack, 1},
     {"Pad", k_pad, 1},
     {"PadV2", k_pad, 1},
@@ -879,15 +1259,19 @@ static const kernel_def_t kernels[] = {
     {"Selu", k_selu, 1},
     {"Shape", k_shape, 1},
     {"Sigmoid", k_sigmoid, 1},
+    {"Slice", k_slice, 1},
     {"Snapshot", k_identity, 1},
     {"Softmax", k_softmax, 1},
     {"Softplus", k_softplus, 1},
     {"Softsign", k_softsign, 1},
+    {"Split", k_split, KERNEL_NOUT_NUM_SPLIT},
+    {"SplitV", k_split_v, KERNEL_NOUT_NUM_SPLIT},
     {"Sqrt", k_sqrt, 1},
     {"Square", k_square, 1},
     {"SquaredDifference", k_sqdiff, 1},
     {"Squeeze", k_squeeze, 1},
     {"StopGradient", k_identity, 1},
+    {"StridedSlice", k_strided_slice, 1},
     {"Sub", k_sub, 1},
     {"Sum", k_sum, 1},
     {"Tanh", k_tanh, 1},
@@ -895,6 +1279,7 @@ static const kernel_def_t kernels[] = {
     {"VarHandleOp", k_value, 1},
     {"Variable", k_value, 1},
     {"VariableV2", k_value, 1},
+    {"ZerosLike", k_zeros_like, 1},
 };
 
 static int cmp_op(const void *key, const void *elem)

@@ -34,10 +34,15 @@ typedef struct kernel_args {
 
 typedef bool (*kernel_fn)(kernel_args_t *a);
 
+/* kernel_def_t.nout values that depend on the node */
+#define KERNEL_NOUT_PER_INPUT (-1) /* one per data input (IdentityN) */
+#define KERNEL_NOUT_NUM_SPLIT (-2) /* attribute num_split (Split, SplitV) */
+#define KERNEL_MAX_SPLIT 64
+
 typedef struct kernel_def {
     const char *op;
     kernel_fn fn;
-    int nout; /* outputs; -1: one per data input (IdentityN) */
+    int nout; /* outputs, or one of KERNEL_NOUT_* */
 } kernel_def_t;
 
 /* The kernel of op, or NULL. */

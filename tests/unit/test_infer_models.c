@@ -293,6 +293,60 @@ static void test_half_plus_two_tf2(void **state)
     infer_model_free(m);
 }
 
+/* half_plus_two_mkl adds a 1x1 Conv2D over zeros, sliced with
+ * StridedSlice; matrix_half_plus_two is constants only */
+static void test_other_fixtures(void **state)
+{
+    (void)state;
+    infer_model_t *m = load_fixture_model("half_plus_two_mkl");
+    check_half_plus_two(m, "x:0", 2, 3, "y:0");
+    infer_model_free(m);
+    m = load_fixture_model("matrix_half_plus_two");
+    arena_t *arena = arena_create(0);
+    float xs[18];
+    for (size_t i = 0; i < 18; i++)
+        xs[i] = (float)i - 4.5f;
+    nn_tensor_t feed = {"x:0", 3, {2, 3, 3}, 18, xs};
+    const char *fetch = "y:0";
+    nn_tensor_t out;
+    nn_error_t err;
+    nn_error_init(&err);
+    if (!infer_run(m, arena, &feed, 1, &fetch, 1, &out, &err))
+        fail_msg("%s", err.message);
+    assert_int_equal(out.count, 18);
+    assert_int_equal(out.ndims, 3);
+    for (size_t i = 0; i < 18; i++)
+        assert_float_equal(out.data[i], 0.5f * xs[i] + 2, 1e-6);
+    arena_destroy(arena);
+    infer_model_free(m);
+}
+
+/* the text-format TF1 fixture: its graph loads; constants run; the
+ * variables have no bundle here, which a fetch that needs them says */
+static void test_pbtxt_fixture(void **state)
+{
+    (void)state;
+    infer_model_t *m = load_fixture_model("half_plus_two_pbtxt");
+    arena_t *arena = arena_create(0);
+    const char *fetch = "a/initial_value:0";
+    nn_tensor_t out;
+    nn_error_t err;
+    nn_error_init(&err);
+    if (!infer_run(m, arena, NULL, 0, &fetch, 1, &out, &err))
+        fail_msg("%s", err.message);
+    assert_int_equal(out.count, 1);
+    assert_float_equal(out.data[0], 0.5f, 0);
+    float xs[1] = {1};
+    nn_tensor_t feed = {"x:0", 2, {1, 1}, 1, xs};
+    fetch = "y:0";
+    nn_error_init(&err);
+    assert_false(infer_run(m, arena, &feed, 1, &fetch, 1, &out, &err));
+    assert_int_equal(err.status, 400);
+    assert_non_null(strstr(err.message, "variables/variables.index"));
+    arena_destroy(arena);
+    infer_model_free(m);
+}
+
 static void test_errors(void **state)
 {
     (void)state;
@@ -341,15 +395,24 @@ static void test_errors(void **state)
     assert_false(infer_run(m, arena, NULL, 0, &fetch, 1, &out, &err));
     assert_string_equal(err.code, "invalid_input");
     assert_non_null(strstr(err.message, "x2:0"));
-    /* a wrong rank for a Placeholder with a declared shape */
+    /* a wrong rank, then a wrong size, for the declared [-1, 3, 3] */
     infer_model_free(m);
     m = load_fixture_model("matrix_half_plus_two");
     nn_error_init(&err);
     nn_tensor_t flat = {"x:0", 1, {3}, 3, xs};
     fetch = "y:0";
-    bool ok = infer_run(m, arena, &flat, 1, &fetch, 1, &out, &err);
-    if (!ok)
-        assert_string_equal(err.code, "invalid_input");
+    assert_false(infer_run(m, arena, &flat, 1, &fetch, 1, &out, &err));
+    assert_string_equal(err.code, "invalid_input");
+    nn_error_init(&err);
+    float nine[12] = {0};
+    nn_tensor_t wrong = {"x:0", 3, {1, 3, 4}, 12, nine};
+    assert_false(infer_run(m, arena, &wrong, 1, &fetch, 1, &out, &err));
+    assert_string_equal(err.code, "invalid_input");
+    /* a feed whose count does not match its dims */
+    nn_error_init(&err);
+    nn_tensor_t liar = {"x:0", 3, {1, 3, 3}, 4, nine};
+    assert_false(infer_run(m, arena, &liar, 1, &fetch, 1, &out, &err));
+    assert_string_equal(err.code, "invalid_input");
     infer_model_free(m);
 
     nn_error_init(&err);
@@ -363,6 +426,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_half_plus_two_tf1),
         cmocka_unit_test(test_half_plus_two_tf2),
+        cmocka_unit_test(test_other_fixtures),
+        cmocka_unit_test(test_pbtxt_fixture),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_posenet),
         cmocka_unit_test(test_nsfw_mobilenet_v2),

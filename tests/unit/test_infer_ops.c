@@ -34,6 +34,8 @@ typedef struct pbuf {
 
 static void put(pbuf_t *b, const void *d, size_t n)
 {
+    if (n == 0)
+        return;
     if (b->n + n > b->cap) {
         b->cap = (b->n + n) * 2 + 64;
         b->p = realloc(b->p, b->cap);
@@ -729,6 +731,23 @@ static void test_shapes(void **state)
         }
     }
 
+    /* ConcatV2 of 20 inputs (more than a node's arguments fit on the
+     * stack) on axis 0 -> [20,2,3] */
+    memset(&g_graph, 0, sizeof g_graph);
+    placeholder("x");
+    int32_t zero = 0;
+    const_i("a", NULL, 0, &zero, 1);
+    n = node("y", "ConcatV2");
+    for (int k = 0; k < 20; k++)
+        input(&n, "x");
+    input(&n, "a");
+    add(&n);
+    y = run_graph(arena, &in, "y");
+    assert_int_equal(y.ndims, 3);
+    assert_int_equal(y.dims[0], 20);
+    for (size_t k = 0; k < 120; k++)
+        assert_float_equal(y.data[k], xs[k % 6], 0);
+
     /* Pad [[0,0],[1,0],[0,1]] -> [1,3,4] */
     memset(&g_graph, 0, sizeof g_graph);
     placeholder("x");
@@ -774,6 +793,166 @@ static void test_shapes(void **state)
     float wm[3] = {2.5f, 3.5f, 4.5f};
     expect(&y, d13, 2, wm, 1e-6);
 
+    /* StridedSlice x[0, 1, ::-1] (shrink axes 0 and 1) = [6, 5, 4]; and
+     * x[..., 1:] with an ellipsis = [[[2, 3], [5, 6]]] */
+    memset(&g_graph, 0, sizeof g_graph);
+    placeholder("x");
+    int64_t d3[1] = {3};
+    int32_t sb[3] = {0, 1, 0}, se[3] = {1, 2, 0}, ss[3] = {1, 1, -1};
+    const_i("b", d3, 1, sb, 3);
+    const_i("e", d3, 1, se, 3);
+    const_i("s", d3, 1, ss, 3);
+    n = node("y", "StridedSlice");
+    input(&n, "x");
+    input(&n, "b");
+    input(&n, "e");
+    input(&n, "s");
+    pbuf_t v = {0};
+    key(&v, 3, 0);
+    varint(&v, 3);
+    attr(&n, "shrink_axis_mask", &v);
+    key(&v, 3, 0);
+    varint(&v, 4);
+    attr(&n, "begin_mask", &v);
+    key(&v, 3, 0);
+    varint(&v, 4);
+    attr(&n, "end_mask", &v);
+    add(&n);
+    y = run_graph(arena, &in, "y");
+    float wss[3] = {6, 5, 4};
+    expect(&y, d3, 1, wss, 0);
+    memset(&g_graph, 0, sizeof g_graph);
+    placeholder("x");
+    int32_t eb[2] = {0, 1}, ee[2] = {0, 3}, es[2] = {1, 1};
+    const_i("b", d2, 1, eb, 2);
+    const_i("e", d2, 1, ee, 2);
+    const_i("s", d2, 1, es, 2);
+    n = node("y", "StridedSlice");
+    input(&n, "x");
+    input(&n, "b");
+    input(&n, "e");
+    input(&n, "s");
+    key(&v, 3, 0);
+    varint(&v, 1);
+    attr(&n, "ellipsis_mask", &v);
+    add(&n);
+    y = run_graph(arena, &in, "y");
+    int64_t d122[3] = {1, 2, 2};
+    float wel[4] = {2, 3, 5, 6};
+    expect(&y, d122, 3, wel, 0);
+
+    /* Split x [1,2,3] in 3 on axis 2: [1,4], [2,5], [3,6] (outputs y:0..2) */
+    memset(&g_graph, 0, sizeof g_graph);
+    placeholder("x");
+    int32_t two = 2;
+    const_i("a", NULL, 0, &two, 1);
+    n = node("y", "Split");
+    input(&n, "a");
+    input(&n, "x");
+    key(&v, 3, 0);
+    varint(&v, 3);
+    attr(&n, "num_split", &v);
+    add(&n);
+    n = node("z", "AddN"); /* y:0 + y:1 + y:2 = [6, 15] */
+    input(&n, "y");
+    input(&n, "y:1");
+    input(&n, "y:2");
+    add(&n);
+    y = run_graph(arena, &in, "y:2");
+    int64_t d121[3] = {1, 2, 1};
+    float w36[2] = {3, 6};
+    expect(&y, d121, 3, w36, 0);
+    {
+        /* the same graph again, fetching z */
+        memset(&g_graph, 0, sizeof g_graph);
+        placeholder("x");
+        const_i("a", NULL, 0, &two, 1);
+        n = node("y", "Split");
+        input(&n, "a");
+        input(&n, "x");
+        key(&v, 3, 0);
+        varint(&v, 3);
+        attr(&n, "num_split", &v);
+        add(&n);
+        n = node("z", "AddN");
+        input(&n, "y");
+        input(&n, "y:1");
+        input(&n, "y:2");
+        add(&n);
+        y = run_graph(arena, &in, "z");
+        float w615[2] = {6, 15};
+        expect(&y, d121, 3, w615, 0);
+    }
+    /* SplitV sizes [-1, 1] on axis 1: [[1,2,3]] and [[4,5,6]]; fetch :1 */
+    memset(&g_graph, 0, sizeof g_graph);
+    placeholder("x");
+    int32_t sizes[2] = {-1, 1}, one = 1;
+    const_i("s", d2, 1, sizes, 2);
+    const_i("a", NULL, 0, &one, 1);
+    n = node("y", "SplitV");
+    input(&n, "x");
+    input(&n, "s");
+    input(&n, "a");
+    key(&v, 3, 0);
+    varint(&v, 2);
+    attr(&n, "num_split", &v);
+    add(&n);
+    y = run_graph(arena, &in, "y:1");
+    int64_t d113[3] = {1, 1, 3};
+    float w456[3] = {4, 5, 6};
+    expect(&y, d113, 3, w456, 0);
+    /* Slice begin [0,1,1] size [-1,1,-1]: [[[5, 6]]] */
+    memset(&g_graph, 0, sizeof g_graph);
+    placeholder("x");
+    int32_t sb3[3] = {0, 1, 1}, sz3[3] = {-1, 1, -1};
+    const_i("b", d3, 1, sb3, 3);
+    const_i("s", d3, 1, sz3, 3);
+    n = node("y", "Slice");
+    input(&n, "x");
+    input(&n, "b");
+    input(&n, "s");
+    add(&n);
+    y = run_graph(arena, &in, "y");
+    int64_t d112[3] = {1, 1, 2};
+    float w56[2] = {5, 6};
+    expect(&y, d112, 3, w56, 0);
+    /* ArgMax over axis 2 of [[1,2,3],[4,5,6]] with a twist: x[0,0,0]=9 */
+    float xa[6] = {9, 2, 3, 4, 5, 6};
+    nn_tensor_t ina = tensor("x", d123, 3, xa);
+    memset(&g_graph, 0, sizeof g_graph);
+    placeholder("x");
+    const_i("a", NULL, 0, &two, 1);
+    n = node("y", "ArgMax");
+    input(&n, "x");
+    input(&n, "a");
+    add(&n);
+    y = run_graph(arena, &ina, "y");
+    int64_t d12[2] = {1, 2};
+    float wam[2] = {0, 2};
+    expect(&y, d12, 2, wam, 0);
+    /* Fill [2,2] with 1.5; ZerosLike x */
+    memset(&g_graph, 0, sizeof g_graph);
+    int32_t fd2[2] = {2, 2};
+    float fv = 1.5f;
+    const_i("d", d2, 1, fd2, 2);
+    const_f("v", NULL, 0, &fv, 1);
+    n = node("y", "Fill");
+    input(&n, "d");
+    input(&n, "v");
+    add(&n);
+    y = run_graph(arena, NULL, "y");
+    int64_t dd22[2] = {2, 2};
+    float wf[4] = {1.5f, 1.5f, 1.5f, 1.5f};
+    expect(&y, dd22, 2, wf, 0);
+    memset(&g_graph, 0, sizeof g_graph);
+    placeholder("x");
+    n = node("y", "ZerosLike");
+    input(&n, "x");
+    add(&n);
+    y = run_graph(arena, &in, "y");
+    float wz[6] = {0};
+    expect(&y, d123, 3, wz, 0);
+
     /* a Const with one float_val fills its shape; an int32 Const fetched
      * comes back as floats */
     memset(&g_graph, 0, sizeof g_graph);
@@ -786,12 +965,281 @@ static void test_shapes(void **state)
     arena_destroy(arena);
 }
 
+/* A text-format SavedModel: tensor_content with escapes, float_val,
+ * int_val, list and shape attributes, and a function called through
+ * PartitionedCall whose body uses "node:out_arg:index" references:
+ * f(x, w) = Relu(MatMul(x, w)) + 1 */
+static const char PBTXT[] =
+    "saved_model_schema_version: 1\n"
+    "meta_graphs {\n"
+    "  meta_info_def { tags: \"serve\" }\n"
+    "  graph_def {\n"
+    "    node { name: \"x\" op: \"Placeholder\"\n"
+    "      attr { key: \"dtype\" value { type: DT_FLOAT } }\n"
+    "      attr { key: \"shape\" value { shape { dim { size: -1 } dim { size: 2 } } } } }\n"
+    /* [[1, -1], [0.5, 2]]: 1.0 = 00 00 80 3f, -1.0 = 00 00 80 bf,
+     * 0.5 = 00 00 00 3f, 2.0 = 00 00 00 40 */
+    "    node { name: \"w\" op: \"Const\"\n"
+    "      attr { key: \"dtype\" value { type: DT_FLOAT } }\n"
+    "      attr { key: \"value\" value { tensor { dtype: DT_FLOAT\n"
+    "        tensor_shape { dim { size: 2 } dim { size: 2 } }\n"
+    "        tensor_content: \"\\000\\000\\200?\\000\\000\\200\\277\\000\\000\\000?\\000\\000\\000@\" } } } }\n"
+    "    node { name: \"call\" op: \"PartitionedCall\" input: \"x\" input: \"w\"\n"
+    "      attr { key: \"f\" value { func { name: \"f_1\" } } } }\n"
+    "    node { name: \"shape\" op: \"Const\"\n"
+    "      attr { key: \"value\" value { tensor { dtype: DT_INT32\n"
+    "        tensor_shape { dim { size: 1 } } int_val: -1 } } } }\n"
+    "    node { name: \"flat\" op: \"Reshape\" input: \"call:0\" input: \"shape\" }\n"
+    "    library {\n"
+    "      function {\n"
+    "        signature { name: \"f_1\" input_arg { name: \"a\" type: DT_FLOAT }\n"
+    "          input_arg { name: \"b\" type: DT_FLOAT } output_arg { name: \"out\" type: DT_FLOAT } }\n"
+    "        node_def { name: \"mm\" op: \"MatMul\" input: \"a\" input: \"b\"\n"
+    "          attr { key: \"transpose_a\" value { b: false } } }\n"
+    "        node_def { name: \"r\" op: \"Relu\" input: \"mm:product:0\" }\n"
+    "        node_def { name: \"one\" op: \"Const\"\n"
+    "          attr { key: \"value\" value { tensor { dtype: DT_FLOAT float_val: 1 } } } }\n"
+    "        node_def { name: \"add\" op: \"AddV2\" input: \"r:activations:0\" input: \"one:output:0\"\n"
+    "          input: \"^mm\" }\n"
+    "        ret { key: \"out\" value: \"add:z:0\" }\n"
+    "      }\n"
+    "    }\n"
+    "  }\n"
+    "}\n";
+
+static void test_pbtxt_and_functions(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/nnreg-ops-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[256];
+    snprintf(path, sizeof path, "%s/saved_model.pbtxt", dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(PBTXT, f);
+    fclose(f);
+    infer_model_t *m = NULL;
+    nn_error_t err;
+    nn_error_init(&err);
+    if (!infer_model_load(dir, &m, &err))
+        fail_msg("load: %s", err.message);
+    unlink(path);
+    rmdir(dir);
+    arena_t *arena = arena_create(0);
+    /* x = [[1, 2]]: x.w = [1 + 1, -1 + 4] = [2, 3]; relu; + 1 = [3, 4] */
+    float xs[2] = {1, 2};
+    int64_t d12[2] = {1, 2}, d2[1] = {2};
+    nn_tensor_t in = tensor("x", d12, 2, xs);
+    const char *fetch[3] = {"flat", "call/mm:0", "call:0"};
+    nn_tensor_t out[3];
+    if (!infer_run(m, arena, &in, 1, fetch, 3, out, &err))
+        fail_msg("run: %s", err.message);
+    float want[2] = {3, 4}, mm[2] = {2, 3};
+    expect(&out[0], d2, 1, want, 0);
+    expect(&out[1], d12, 2, mm, 0);
+    expect(&out[2], d12, 2, want, 0);
+    assert_string_equal(out[0].name, "flat:0");
+    /* x = [[-3, 0]]: [-3, 3] -> relu [0, 3] -> [1, 4] */
+    xs[0] = -3;
+    xs[1] = 0;
+    assert_true(infer_run(m, arena, &in, 1, fetch, 1, out, &err));
+    float want2[2] = {1, 4};
+    expect(&out[0], d2, 1, want2, 0);
+    arena_destroy(arena);
+    infer_model_free(m);
+
+    /* reading an output a node does not have is refused at load time */
+    assert_non_null(mkdtemp(strcpy(dir, "/tmp/nnreg-ops-XXXXXX")));
+    snprintf(path, sizeof path, "%s/saved_model.pbtxt", dir);
+    f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("meta_graphs { graph_def { node { name: \"x\" op: \"Placeholder\" }\n"
+          "  node { name: \"r\" op: \"Relu\" input: \"x\" }\n"
+          "  node { name: \"y\" op: \"Relu\" input: \"r:3\" } } }\n", f);
+    fclose(f);
+    nn_error_init(&err);
+    assert_false(infer_model_load(dir, &m, &err));
+    assert_string_equal(err.code, "invalid_graph");
+    assert_non_null(strstr(err.message, "\"r\""));
+    unlink(path);
+    rmdir(dir);
+
+    /* a broken text file is a 400 naming the line */
+    assert_non_null(mkdtemp(strcpy(dir, "/tmp/nnreg-ops-XXXXXX")));
+    snprintf(path, sizeof path, "%s/saved_model.pbtxt", dir);
+    f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("saved_model_schema_version: 1\nmeta_graphs {\n  graph_def {\n    node { name: \n", f);
+    fclose(f);
+    nn_error_init(&err);
+    assert_false(infer_model_load(dir, &m, &err));
+    assert_int_equal(err.status, 400);
+    assert_string_equal(err.code, "invalid_graph");
+    assert_non_null(strstr(err.message, "line "));
+    unlink(path);
+    rmdir(dir);
+}
+
+/* Liveness: a chain of 8 Pads holds two buffers at most (the one being
+ * read and the one being written), a chain of 8 Relus one (each writes in
+ * place into the buffer only it reads). */
+static void test_liveness(void **state)
+{
+    (void)state;
+    arena_t *arena = arena_create(0);
+    int64_t xd[4] = {1, 256, 256, 4};
+    size_t count = 256 * 256 * 4, bytes = count * sizeof(float);
+    float *xs = calloc(count, sizeof(float));
+    assert_non_null(xs);
+    xs[5] = -1;
+    xs[6] = 2;
+    nn_tensor_t in = tensor("x", xd, 4, xs);
+    for (int relu = 0; relu < 2; relu++) {
+        memset(&g_graph, 0, sizeof g_graph);
+        placeholder("x");
+        int64_t pd[2] = {4, 2};
+        int32_t pads[8] = {0};
+        const_i("p", pd, 2, pads, 8);
+        char prev[16] = "x", name[16];
+        for (int k = 0; k < 8; k++) {
+            snprintf(name, sizeof name, "n%d", k);
+            nb_t n = node(name, relu ? "Relu" : "Pad");
+            input(&n, prev);
+            if (!relu)
+                input(&n, "p");
+            add(&n);
+            strcpy(prev, name);
+        }
+        pbuf_t mg = {0}, sm = {0};
+        msg(&mg, 2, &g_graph);
+        msg(&sm, 2, &mg);
+        infer_model_t *m = NULL;
+        nn_error_t err;
+        nn_error_init(&err);
+        assert_true(infer_model_parse(sm.p, sm.n, false, &m, &err));
+        free(sm.p);
+        const char *fetch = "n7";
+        nn_tensor_t out;
+        infer_stats_t st;
+        if (!infer_run_stats(m, arena, &in, 1, &fetch, 1, &out, &st, &err))
+            fail_msg("%s", err.message);
+        assert_int_equal(out.count, count);
+        assert_float_equal(out.data[5], relu ? 0 : -1, 0);
+        assert_float_equal(out.data[6], 2, 0);
+        assert_int_equal(st.nodes_run, relu ? 8 : 9);
+        if (st.peak_bytes > (relu ? 1 : 2) * (bytes + 64))
+            fail_msg("%s chain: peak %zu bytes for %zu-byte tensors", relu ? "Relu" : "Pad",
+                     st.peak_bytes, bytes);
+        assert_true(st.peak_bytes >= bytes);
+        infer_model_free(m);
+    }
+    free(xs);
+    arena_destroy(arena);
+}
+
+/* every op of the kernel table is found (the table is searched by
+ * bisection: this catches an entry out of order) */
+static void test_supported_ops(void **state)
+{
+    (void)state;
+    static const char *const ops[] = {
+        "Abs",
+        "Add",
+        "AddN",
+        "AddV2",
+        "ArgMax",
+        "ArgMin",
+        "AvgPool",
+        "BiasAdd",
+        "Cast",
+        "Ceil",
+        "Concat",
+        "ConcatV2",
+        "Const",
+        "Conv2D",
+        "DepthwiseConv2dNative",
+        "Div",
+        "Elu",
+        "Exp",
+        "ExpandDims",
+        "Floor",
+        "Fill",
+        "FusedBatchNorm",
+        "FusedBatchNormV2",
+        "FusedBatchNormV3",
+        "Identity",
+        "IdentityN",
+        "LeakyRelu",
+        "Log",
+        "LogSoftmax",
+        "MatMul",
+        "Max",
+        "MaxPool",
+        "Maximum",
+        "Mean",
+        "Min",
+        "Minimum",
+        "Mul",
+        "Neg",
+        "NoOp",
+        "OnesLike",
+        "Pack",
+        "Pad",
+        "PadV2",
+        "Placeholder",
+        "PlaceholderWithDefault",
+        "Pow",
+        "Prod",
+        "ReadVariableOp",
+        "RealDiv",
+        "Reciprocal",
+        "Relu",
+        "Relu6",
+        "Reshape",
+        "Rsqrt",
+        "Selu",
+        "Shape",
+        "Sigmoid",
+        "Slice",
+        "Snapshot",
+        "Softmax",
+        "Softplus",
+        "Softsign",
+        "Split",
+        "SplitV",
+        "Sqrt",
+        "Square",
+        "SquaredDifference",
+        "Squeeze",
+        "StopGradient",
+        "StridedSlice",
+        "Sub",
+        "Sum",
+        "Tanh",
+        "Transpose",
+        "VarHandleOp",
+        "Variable",
+        "VariableV2",
+        "ZerosLike",
+        "StatefulPartitionedCall", "PartitionedCall",
+    };
+    for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++)
+        if (!infer_op_supported(ops[i]))
+            fail_msg("op %s is not found", ops[i]);
+    assert_false(infer_op_supported("ParseExampleV2"));
+    assert_false(infer_op_supported(""));
+    assert_false(infer_op_supported("conv2d"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_conv_hand),      cmocka_unit_test(test_conv_reference),
         cmocka_unit_test(test_pool),           cmocka_unit_test(test_elementwise),
         cmocka_unit_test(test_matmul_and_bn),  cmocka_unit_test(test_shapes),
+        cmocka_unit_test(test_pbtxt_and_functions),
+        cmocka_unit_test(test_supported_ops),
+        cmocka_unit_test(test_liveness),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     free(g_graph.p);
