@@ -24,6 +24,8 @@
 
 #include <curl/curl.h>
 
+#include "util/config.h"
+
 bool fetch_is_url(const char *s)
 {
     return s && (strncasecmp(s, "http://", 7) == 0 || strncasecmp(s, "https://", 8) == 0);
@@ -230,6 +232,14 @@ static void shown_url(const char *url, char *buf, size_t size)
     for (; url[n] && n < max; n++)
         buf[n] = ((unsigned char)url[n] < 0x20 || url[n] == '"' || url[n] == 0x7f) ? '?' : url[n];
     strcpy(buf + n, url[n] ? "..." : "");
+}
+
+void fetch_limits_from_config(const struct nn_config *cfg, fetch_limits_t *out)
+{
+    out->max_bytes = (size_t)cfg->fetch_max_bytes;
+    out->timeout_ms = (long)cfg->fetch_timeout_ms;
+    out->allow_private = cfg->fetch_allow_private != 0;
+    out->max_redirects = FETCH_MAX_REDIRECTS;
 }
 
 bool fetch_global_init(void)

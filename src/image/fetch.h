@@ -28,6 +28,13 @@ typedef struct fetch_limits {
  * case-insensitively) rather than base64 bytes. */
 bool fetch_is_url(const char *s);
 
+/* The limits from the process settings: NNREG_FETCH_MAX_BYTES,
+ * NNREG_FETCH_TIMEOUT_MS, NNREG_FETCH_ALLOW_PRIVATE, and
+ * FETCH_MAX_REDIRECTS redirects. */
+#define FETCH_MAX_REDIRECTS 5
+struct nn_config;
+void fetch_limits_from_config(const struct nn_config *cfg, fetch_limits_t *out);
+
 /* Calls curl_global_init: once, at process start, before any thread
  * exists (libcurl would otherwise do it on the first fetch).  false when
  * libcurl cannot start. */

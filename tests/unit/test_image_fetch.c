@@ -28,6 +28,7 @@
 
 #include "image/fetch.h"
 #include "image/image.h"
+#include "util/config.h"
 
 #ifndef NNREG_FIXTURES
 #define NNREG_FIXTURES "tests/fixtures"
@@ -165,6 +166,40 @@ static void test_schemes(void **state)
         assert_null(bytes);
         arena_destroy(a);
     }
+}
+
+static void test_limits_from_config(void **state)
+{
+    (void)state;
+    nn_config_t cfg;
+    fetch_limits_t lim;
+    char errbuf[256];
+    int first;
+    char prog[] = "test", flag[] = "--fetch-timeout-ms=2500";
+    char *argv[] = {prog, flag, NULL};
+    unsetenv("NNREG_FETCH_ALLOW_PRIVATE");
+    unsetenv("NNREG_FETCH_MAX_BYTES");
+    unsetenv("NNREG_FETCH_TIMEOUT_MS");
+    assert_true(config_load(&cfg, 1, argv, &first, errbuf, sizeof(errbuf)));
+    fetch_limits_from_config(&cfg, &lim);
+    assert_false(lim.allow_private); /* refused unless the operator says so */
+    assert_int_equal(lim.max_bytes, 20971520);
+    assert_int_equal(lim.timeout_ms, 10000);
+    assert_int_equal(lim.max_redirects, FETCH_MAX_REDIRECTS);
+
+    setenv("NNREG_FETCH_ALLOW_PRIVATE", "1", 1);
+    setenv("NNREG_FETCH_MAX_BYTES", "12345", 1);
+    assert_true(config_load(&cfg, 2, argv, &first, errbuf, sizeof(errbuf)));
+    fetch_limits_from_config(&cfg, &lim);
+    assert_true(lim.allow_private);
+    assert_int_equal(lim.max_bytes, 12345);
+    assert_int_equal(lim.timeout_ms, 2500);
+
+    setenv("NNREG_FETCH_ALLOW_PRIVATE", "yes", 1);
+    assert_false(config_load(&cfg, 1, argv, &first, errbuf, sizeof(errbuf)));
+    assert_non_null(strstr(errbuf, "NNREG_FETCH_ALLOW_PRIVATE"));
+    unsetenv("NNREG_FETCH_ALLOW_PRIVATE");
+    unsetenv("NNREG_FETCH_MAX_BYTES");
 }
 
 /* ---- the test server ----------------------------------------------------------------- */
@@ -465,7 +500,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_classifier),      cmocka_unit_test(test_is_url),
-        cmocka_unit_test(test_schemes),         cmocka_unit_test(test_fetch_ok),
+        cmocka_unit_test(test_schemes),         cmocka_unit_test(test_limits_from_config),         cmocka_unit_test(test_fetch_ok),
         cmocka_unit_test(test_fetch_refused_address), cmocka_unit_test(test_fetch_errors),
     };
     return cmocka_run_group_tests(tests, server_start, server_stop);

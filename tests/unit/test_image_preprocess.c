@@ -636,6 +636,16 @@ static void test_spec_damaged(void **state)
         assert_false(image_spec_from_json(a, v, NULL, &spec, &err));
         assert_int_equal(err.status, 500);
     }
+    /* A mean file named, but no path to it given: the caller's mistake. */
+    {
+        nn_error_t e;
+        nn_error_init(&e);
+        image_spec_t sp;
+        assert_false(image_spec_from_json(
+            a, spec_json(a, "NHWC", "SQUASH", "2x2", "RGB", 1.0, "mean.npy", "FLOAT32"), NULL, &sp,
+            &e));
+        assert_int_equal(e.status, 500);
+    }
     /* Defaults: pixel_scaling 255, FLOAT32; a NETWORK size given as a number. */
     const char *ok = "{\"dimension_order\": \"NHWC\", \"resize_type\": \"NETWORK\", "
                      "\"target_size\": 512, \"color_channels\": \"L\"}";
