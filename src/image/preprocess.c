@@ -161,10 +161,18 @@ static bool mean_plan(const image_spec_t *spec, unsigned C, unsigned W, unsigned
     /* The tensor's own order: the shape without the batch axis. */
     int64_t own[3] = {0, 0, 0};
     switch (spec->order) {
-    case IMAGE_ORDER_NHWC: own[0] = H, own[1] = W, own[2] = C; break;
-    case IMAGE_ORDER_NCHW: own[0] = C, own[1] = H, own[2] = W; break;
-    case IMAGE_ORDER_NWHC: own[0] = W, own[1] = H, own[2] = C; break;
-    case IMAGE_ORDER_NCWH: own[0] = C, own[1] = W, own[2] = H; break;
+    case IMAGE_ORDER_NHWC:
+        own[0] = H, own[1] = W, own[2] = C;
+        break;
+    case IMAGE_ORDER_NCHW:
+        own[0] = C, own[1] = H, own[2] = W;
+        break;
+    case IMAGE_ORDER_NWHC:
+        own[0] = W, own[1] = H, own[2] = C;
+        break;
+    case IMAGE_ORDER_NCWH:
+        own[0] = C, own[1] = W, own[2] = H;
+        break;
     }
     bool sized = spec->resize != IMAGE_RESIZE_NETWORK;
     if (n >= 1 && lead >= n - 1 && s[n - 1] == C) {
@@ -185,10 +193,18 @@ static bool mean_plan(const image_spec_t *spec, unsigned C, unsigned W, unsigned
     case NPY_MEAN_PER_CHANNEL:
         *kind = MEAN_CHANNEL;
         return true;
-    case NPY_MEAN_HWC: *layout = IMAGE_ORDER_NHWC; break;
-    case NPY_MEAN_CHW: *layout = IMAGE_ORDER_NCHW; break;
-    case NPY_MEAN_WHC: *layout = IMAGE_ORDER_NWHC; break;
-    case NPY_MEAN_CWH: *layout = IMAGE_ORDER_NCWH; break;
+    case NPY_MEAN_HWC:
+        *layout = IMAGE_ORDER_NHWC;
+        break;
+    case NPY_MEAN_CHW:
+        *layout = IMAGE_ORDER_NCHW;
+        break;
+    case NPY_MEAN_WHC:
+        *layout = IMAGE_ORDER_NWHC;
+        break;
+    case NPY_MEAN_CWH:
+        *layout = IMAGE_ORDER_NCWH;
+        break;
     }
     *kind = MEAN_FULL;
     return true;
@@ -379,10 +395,18 @@ bool image_preprocess(arena_t *arena, const image_rgb_t *image, const image_bbox
     out->ndims = 4;
     out->dims[0] = 1;
     switch (spec->order) {
-    case IMAGE_ORDER_NHWC: out->dims[1] = H, out->dims[2] = W, out->dims[3] = C; break;
-    case IMAGE_ORDER_NCHW: out->dims[1] = C, out->dims[2] = H, out->dims[3] = W; break;
-    case IMAGE_ORDER_NWHC: out->dims[1] = W, out->dims[2] = H, out->dims[3] = C; break;
-    case IMAGE_ORDER_NCWH: out->dims[1] = C, out->dims[2] = W, out->dims[3] = H; break;
+    case IMAGE_ORDER_NHWC:
+        out->dims[1] = H, out->dims[2] = W, out->dims[3] = C;
+        break;
+    case IMAGE_ORDER_NCHW:
+        out->dims[1] = C, out->dims[2] = H, out->dims[3] = W;
+        break;
+    case IMAGE_ORDER_NWHC:
+        out->dims[1] = W, out->dims[2] = H, out->dims[3] = C;
+        break;
+    case IMAGE_ORDER_NCWH:
+        out->dims[1] = C, out->dims[2] = W, out->dims[3] = H;
+        break;
     }
     out->count = count;
     out->data = data;

@@ -166,8 +166,7 @@ static bool mean_from_npy(arena_t *arena, const unsigned char *buf, size_t len, 
 }
 
 static bool mean_from_blobproto(arena_t *arena, const unsigned char *buf, size_t len,
-                                const char *name, npy_info_t *info, float **values,
-                                nn_error_t *err)
+                                const char *name, npy_info_t *info, float **values, nn_error_t *err)
 {
     if (!npy_parse_blobproto(buf, len, name, info, err))
         return false;

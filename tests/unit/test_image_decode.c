@@ -109,8 +109,9 @@ static uint8_t *gradient(unsigned w, unsigned h, int components)
         for (unsigned x = 0; x < w; x++)
             for (int c = 0; c < components; c++)
                 p[((size_t)y * w + x) * components + c] =
-                    (uint8_t)(c == 0 ? x * 255 / (w - 1) : c == 1 ? y * 255 / (h - 1)
-                                                               : (x + y) * 255 / (w + h - 2));
+                    (uint8_t)(c == 0   ? x * 255 / (w - 1)
+                              : c == 1 ? y * 255 / (h - 1)
+                                       : (x + y) * 255 / (w + h - 2));
     return p;
 }
 
@@ -427,15 +428,19 @@ static void test_png_formats(void **state)
     uint8_t idx[5 * 3];
     for (size_t i = 0; i < w * h; i++)
         idx[i] = (uint8_t)(i % 3);
-    png_opts_t op = {.color_type = PNG_COLOR_TYPE_PALETTE, .bit_depth = 8, .palette = pal,
-                     .npalette = 3, .trans = trans, .ntrans = 2};
+    png_opts_t op = {.color_type = PNG_COLOR_TYPE_PALETTE,
+                     .bit_depth = 8,
+                     .palette = pal,
+                     .npalette = 3,
+                     .trans = trans,
+                     .ntrans = 2};
     b = make_png(w, h, &op, idx);
     nn_error_init(&err);
     assert_true(image_decode(a, b.p, b.len, &img, &err));
     const uint8_t want[3][3] = {
-        {255, 255, 255},                                     /* alpha 0 */
-        {127, (100 * 128 + 255 * 127 + 127) / 255, 127},     /* alpha 128 */
-        {10, 20, 30},                                        /* opaque */
+        {255, 255, 255},                                 /* alpha 0 */
+        {127, (100 * 128 + 255 * 127 + 127) / 255, 127}, /* alpha 128 */
+        {10, 20, 30},                                    /* opaque */
     };
     for (size_t i = 0; i < w * h; i++)
         for (int c = 0; c < 3; c++)
@@ -591,9 +596,9 @@ static void test_huge_dimensions(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_fixture_pngs),         cmocka_unit_test(test_jpeg),
-        cmocka_unit_test(test_jpeg_fixtures),        cmocka_unit_test(test_jpeg_cmyk),
-        cmocka_unit_test(test_png_formats),          cmocka_unit_test(test_not_images),
+        cmocka_unit_test(test_fixture_pngs),          cmocka_unit_test(test_jpeg),
+        cmocka_unit_test(test_jpeg_fixtures),         cmocka_unit_test(test_jpeg_cmyk),
+        cmocka_unit_test(test_png_formats),           cmocka_unit_test(test_not_images),
         cmocka_unit_test(test_truncated_and_damaged), cmocka_unit_test(test_huge_dimensions),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

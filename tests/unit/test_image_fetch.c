@@ -131,7 +131,7 @@ static void test_is_url(void **state)
     assert_true(fetch_is_url("HtTp://x"));
     assert_false(fetch_is_url("ftp://example.com/a.jpg"));
     assert_false(fetch_is_url("file:///etc/passwd"));
-    assert_false(fetch_is_url("/9j/4AAQSkZJRgABAQ"));  /* base64 JPEG */
+    assert_false(fetch_is_url("/9j/4AAQSkZJRgABAQ"));     /* base64 JPEG */
     assert_false(fetch_is_url("iVBORw0KGgoAAAANSUhEUg")); /* base64 PNG */
     assert_false(fetch_is_url("http:/x"));
     assert_false(fetch_is_url(" http://x"));
@@ -151,10 +151,11 @@ static void assert_url_error(const nn_error_t *err, const char *needle)
 static void test_schemes(void **state)
 {
     (void)state;
-    const char *bad[] = {"ftp://127.0.0.1/x.png", "file:///etc/passwd", "gopher://x/",
-                         "dict://127.0.0.1:11211/", "javascript:alert(1)", "data:image/png;base64,AA"};
-    fetch_limits_t lim = {.max_bytes = 1000, .timeout_ms = 1000, .allow_private = true,
-                          .max_redirects = 3};
+    const char *bad[] = {"ftp://127.0.0.1/x.png", "file:///etc/passwd",
+                         "gopher://x/",           "dict://127.0.0.1:11211/",
+                         "javascript:alert(1)",   "data:image/png;base64,AA"};
+    fetch_limits_t lim = {
+        .max_bytes = 1000, .timeout_ms = 1000, .allow_private = true, .max_redirects = 3};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         arena_t *a = arena_create(0);
         nn_error_t err;
@@ -288,7 +289,8 @@ static void serve_one(int fd)
         send_all(fd, zeros, sizeof(zeros));
     } else if (strcmp(path, "/big-chunked") == 0) {
         /* No length: the limit must be enforced as bytes arrive. */
-        const char *h = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n";
+        const char *h =
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n";
         send_all(fd, h, strlen(h));
         char chunk[1024 + 16];
         int n = snprintf(chunk, sizeof(chunk), "400\r\n");
@@ -499,9 +501,10 @@ static void test_fetch_errors(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_classifier),      cmocka_unit_test(test_is_url),
-        cmocka_unit_test(test_schemes),         cmocka_unit_test(test_limits_from_config),         cmocka_unit_test(test_fetch_ok),
-        cmocka_unit_test(test_fetch_refused_address), cmocka_unit_test(test_fetch_errors),
+        cmocka_unit_test(test_classifier),   cmocka_unit_test(test_is_url),
+        cmocka_unit_test(test_schemes),      cmocka_unit_test(test_limits_from_config),
+        cmocka_unit_test(test_fetch_ok),     cmocka_unit_test(test_fetch_refused_address),
+        cmocka_unit_test(test_fetch_errors),
     };
     return cmocka_run_group_tests(tests, server_start, server_stop);
 }
