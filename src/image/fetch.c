@@ -217,6 +217,30 @@ static curl_socket_t on_open_socket(void *clientp, curlsocktype purpose,
     return fd < 0 ? CURL_SOCKET_BAD : fd;
 }
 
+/* A second look, once connected and before the request is sent: the
+ * connection's peer address as libcurl reports it.  The open-socket check
+ * already covers every connection libcurl opens; this one holds even if a
+ * future libcurl reached a server through a socket that did not pass
+ * there. */
+static int on_prereq(void *clientp, char *conn_primary_ip, char *conn_local_ip,
+                     int conn_primary_port, int conn_local_port)
+{
+    fetch_ctx_t *ctx = clientp;
+    (void)conn_local_ip;
+    (void)conn_primary_port;
+    (void)conn_local_port;
+    if (ctx->limits->allow_private)
+        return CURL_PREREQFUNC_OK;
+    fetch_address_class_t c = fetch_classify_literal(conn_primary_ip ? conn_primary_ip : "");
+    if (c == FETCH_ADDR_PUBLIC)
+        return CURL_PREREQFUNC_OK;
+    ctx->refused = true;
+    ctx->refused_class = c;
+    snprintf(ctx->refused_addr, sizeof(ctx->refused_addr), "%s",
+             conn_primary_ip ? conn_primary_ip : "?");
+    return CURL_PREREQFUNC_ABORT;
+}
+
 static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata)
 {
     fetch_ctx_t *ctx = userdata;
@@ -301,6 +325,8 @@ bool fetch_url(arena_t *arena, const char *url, const fetch_limits_t *limits, vo
     SET(CURLOPT_NOPROXY, "*");
     SET(CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
     SET(CURLOPT_OPENSOCKETDATA, &ctx);
+    SET(CURLOPT_PREREQFUNCTION, on_prereq);
+    SET(CURLOPT_PREREQDATA, &ctx);
     SET(CURLOPT_WRITEFUNCTION, on_body);
     SET(CURLOPT_WRITEDATA, &ctx);
     SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)limits->max_bytes);

@@ -75,7 +75,8 @@ const char *fetch_address_class_name(fetch_address_class_t c);
  * checked like the first; environment proxies are ignored; the answer
  * must be a 2xx with a non-empty body of at most limits->max_bytes bytes
  * (counted as received, without content decoding), all within
- * limits->timeout_ms. */
+ * limits->timeout_ms.  Each call uses its own libcurl handle: calls may
+ * run in several threads at once (after fetch_global_init). */
 bool fetch_url(arena_t *arena, const char *url, const fetch_limits_t *limits, void **bytes,
                size_t *len, nn_error_t *err) __attribute__((warn_unused_result));
 
