@@ -11,8 +11,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include <jpeglib.h>
 #include <jerror.h>
+#include <jpeglib.h>
 #include <png.h>
 
 static const unsigned char png_signature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
@@ -21,8 +21,8 @@ static bool too_many_pixels(unsigned long long w, unsigned long long h, const ch
                             nn_error_t *err)
 {
     if (w == 0 || h == 0)
-        return !nn_error_set(err, 400, "invalid_image", "the %s declares an empty image (%llux%llu)",
-                             what, w, h);
+        return !nn_error_set(err, 400, "invalid_image",
+                             "the %s declares an empty image (%llux%llu)", what, w, h);
     if (w * h > IMAGE_MAX_PIXELS)
         return !nn_error_set(err, 400, "invalid_image",
                              "the %s is %llux%llu pixels, more than the %u pixels accepted: send "
@@ -180,16 +180,16 @@ static bool decode_png(arena_t *arena, const unsigned char *bytes, size_t len, i
      * further (so a huge declared image is refused even when the rest of
      * the file is missing, and whatever libpng would allocate for it). */
     if (len >= 24 && memcmp(bytes + 12, "IHDR", 4) == 0) {
-        unsigned long long w = (unsigned long long)bytes[16] << 24 | bytes[17] << 16 |
-                               bytes[18] << 8 | bytes[19];
-        unsigned long long h = (unsigned long long)bytes[20] << 24 | bytes[21] << 16 |
-                               bytes[22] << 8 | bytes[23];
+        unsigned long long w =
+            (unsigned long long)bytes[16] << 24 | bytes[17] << 16 | bytes[18] << 8 | bytes[19];
+        unsigned long long h =
+            (unsigned long long)bytes[20] << 24 | bytes[21] << 16 | bytes[22] << 8 | bytes[23];
         if (w && h && too_many_pixels(w, h, "PNG image", err))
             return false;
     }
     png_src_t src = {.p = bytes, .left = len};
-    png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &src, png_on_error,
-                                             png_on_warning);
+    png_structp png =
+        png_create_read_struct(PNG_LIBPNG_VER_STRING, &src, png_on_error, png_on_warning);
     png_infop info = png ? png_create_info_struct(png) : NULL;
     if (!info) {
         png_destroy_read_struct(png ? &png : NULL, NULL, NULL);

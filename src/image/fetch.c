@@ -24,6 +24,8 @@
 
 #include <curl/curl.h>
 
+#include "util/config.h"
+
 bool fetch_is_url(const char *s)
 {
     return s && (strncasecmp(s, "http://", 7) == 0 || strncasecmp(s, "https://", 8) == 0);
@@ -34,39 +36,54 @@ bool fetch_is_url(const char *s)
 const char *fetch_address_class_name(fetch_address_class_t c)
 {
     switch (c) {
-    case FETCH_ADDR_PUBLIC: return "public";
-    case FETCH_ADDR_UNSPECIFIED: return "unspecified";
-    case FETCH_ADDR_LOOPBACK: return "loopback";
-    case FETCH_ADDR_PRIVATE: return "private";
-    case FETCH_ADDR_SHARED: return "shared (carrier-grade NAT)";
-    case FETCH_ADDR_LINK_LOCAL: return "link-local";
-    case FETCH_ADDR_UNIQUE_LOCAL: return "unique-local";
-    case FETCH_ADDR_MULTICAST: return "multicast";
-    case FETCH_ADDR_RESERVED: return "reserved";
-    case FETCH_ADDR_DOCUMENTATION: return "documentation";
-    case FETCH_ADDR_OTHER: return "unsupported address family";
+    case FETCH_ADDR_PUBLIC:
+        return "public";
+    case FETCH_ADDR_UNSPECIFIED:
+        return "unspecified";
+    case FETCH_ADDR_LOOPBACK:
+        return "loopback";
+    case FETCH_ADDR_PRIVATE:
+        return "private";
+    case FETCH_ADDR_SHARED:
+        return "shared (carrier-grade NAT)";
+    case FETCH_ADDR_LINK_LOCAL:
+        return "link-local";
+    case FETCH_ADDR_UNIQUE_LOCAL:
+        return "unique-local";
+    case FETCH_ADDR_MULTICAST:
+        return "multicast";
+    case FETCH_ADDR_RESERVED:
+        return "reserved";
+    case FETCH_ADDR_DOCUMENTATION:
+        return "documentation";
+    case FETCH_ADDR_OTHER:
+        return "unsupported address family";
     }
     return "unknown";
 }
 
 static fetch_address_class_t classify_v4(uint32_t a)
 {
-    struct { uint32_t net; unsigned bits; fetch_address_class_t c; } const ranges[] = {
-        {0x00000000, 8, FETCH_ADDR_UNSPECIFIED},   /* 0/8 "this network" */
-        {0x0a000000, 8, FETCH_ADDR_PRIVATE},       /* 10/8 */
-        {0x64400000, 10, FETCH_ADDR_SHARED},       /* 100.64/10 */
-        {0x7f000000, 8, FETCH_ADDR_LOOPBACK},      /* 127/8 */
-        {0xa9fe0000, 16, FETCH_ADDR_LINK_LOCAL},   /* 169.254/16 */
-        {0xac100000, 12, FETCH_ADDR_PRIVATE},      /* 172.16/12 */
-        {0xc0000000, 24, FETCH_ADDR_RESERVED},     /* 192.0.0/24 IETF assignments */
+    struct {
+        uint32_t net;
+        unsigned bits;
+        fetch_address_class_t c;
+    } const ranges[] = {
+        {0x00000000, 8, FETCH_ADDR_UNSPECIFIED},    /* 0/8 "this network" */
+        {0x0a000000, 8, FETCH_ADDR_PRIVATE},        /* 10/8 */
+        {0x64400000, 10, FETCH_ADDR_SHARED},        /* 100.64/10 */
+        {0x7f000000, 8, FETCH_ADDR_LOOPBACK},       /* 127/8 */
+        {0xa9fe0000, 16, FETCH_ADDR_LINK_LOCAL},    /* 169.254/16 */
+        {0xac100000, 12, FETCH_ADDR_PRIVATE},       /* 172.16/12 */
+        {0xc0000000, 24, FETCH_ADDR_RESERVED},      /* 192.0.0/24 IETF assignments */
         {0xc0000200, 24, FETCH_ADDR_DOCUMENTATION}, /* 192.0.2/24 */
-        {0xc0586300, 24, FETCH_ADDR_RESERVED},     /* 192.88.99/24 6to4 relays */
-        {0xc0a80000, 16, FETCH_ADDR_PRIVATE},      /* 192.168/16 */
-        {0xc6120000, 15, FETCH_ADDR_RESERVED},     /* 198.18/15 benchmarking */
+        {0xc0586300, 24, FETCH_ADDR_RESERVED},      /* 192.88.99/24 6to4 relays */
+        {0xc0a80000, 16, FETCH_ADDR_PRIVATE},       /* 192.168/16 */
+        {0xc6120000, 15, FETCH_ADDR_RESERVED},      /* 198.18/15 benchmarking */
         {0xc6336400, 24, FETCH_ADDR_DOCUMENTATION}, /* 198.51.100/24 */
         {0xcb007100, 24, FETCH_ADDR_DOCUMENTATION}, /* 203.0.113/24 */
-        {0xe0000000, 4, FETCH_ADDR_MULTICAST},     /* 224/4 */
-        {0xf0000000, 4, FETCH_ADDR_RESERVED},      /* 240/4, broadcast included */
+        {0xe0000000, 4, FETCH_ADDR_MULTICAST},      /* 224/4 */
+        {0xf0000000, 4, FETCH_ADDR_RESERVED},       /* 240/4, broadcast included */
     };
     for (size_t i = 0; i < sizeof(ranges) / sizeof(ranges[0]); i++) {
         uint32_t mask = ranges[i].bits ? ~0u << (32 - ranges[i].bits) : 0;
@@ -170,7 +187,7 @@ typedef struct fetch_ctx {
     unsigned char *data; /* malloc */
     size_t len, cap;
     bool too_large;
-    bool refused;        /* an address was refused */
+    bool refused; /* an address was refused */
     char refused_addr[INET6_ADDRSTRLEN];
     fetch_address_class_t refused_class;
 } fetch_ctx_t;
@@ -186,15 +203,42 @@ static curl_socket_t on_open_socket(void *clientp, curlsocktype purpose,
     if (c != FETCH_ADDR_PUBLIC && !ctx->limits->allow_private) {
         ctx->refused = true;
         ctx->refused_class = c;
-        const void *a = address->family == AF_INET
-                            ? (const void *)&((const struct sockaddr_in *)(const void *)&address->addr)->sin_addr
-                            : (const void *)&((const struct sockaddr_in6 *)(const void *)&address->addr)->sin6_addr;
+        const void *a =
+            address->family == AF_INET
+                ? (const void *)&((const struct sockaddr_in *)(const void *)&address->addr)
+                      ->sin_addr
+                : (const void *)&((const struct sockaddr_in6 *)(const void *)&address->addr)
+                      ->sin6_addr;
         if (!inet_ntop(address->family, a, ctx->refused_addr, sizeof(ctx->refused_addr)))
             strcpy(ctx->refused_addr, "?");
         return CURL_SOCKET_BAD;
     }
     int fd = socket(address->family, address->socktype | SOCK_CLOEXEC, address->protocol);
     return fd < 0 ? CURL_SOCKET_BAD : fd;
+}
+
+/* A second look, once connected and before the request is sent: the
+ * connection's peer address as libcurl reports it.  The open-socket check
+ * already covers every connection libcurl opens; this one holds even if a
+ * future libcurl reached a server through a socket that did not pass
+ * there. */
+static int on_prereq(void *clientp, char *conn_primary_ip, char *conn_local_ip,
+                     int conn_primary_port, int conn_local_port)
+{
+    fetch_ctx_t *ctx = clientp;
+    (void)conn_local_ip;
+    (void)conn_primary_port;
+    (void)conn_local_port;
+    if (ctx->limits->allow_private)
+        return CURL_PREREQFUNC_OK;
+    fetch_address_class_t c = fetch_classify_literal(conn_primary_ip ? conn_primary_ip : "");
+    if (c == FETCH_ADDR_PUBLIC)
+        return CURL_PREREQFUNC_OK;
+    ctx->refused = true;
+    ctx->refused_class = c;
+    snprintf(ctx->refused_addr, sizeof(ctx->refused_addr), "%s",
+             conn_primary_ip ? conn_primary_ip : "?");
+    return CURL_PREREQFUNC_ABORT;
 }
 
 static size_t on_body(char *ptr, size_t size, size_t nmemb, void *userdata)
@@ -230,6 +274,14 @@ static void shown_url(const char *url, char *buf, size_t size)
     for (; url[n] && n < max; n++)
         buf[n] = ((unsigned char)url[n] < 0x20 || url[n] == '"' || url[n] == 0x7f) ? '?' : url[n];
     strcpy(buf + n, url[n] ? "..." : "");
+}
+
+void fetch_limits_from_config(const struct nn_config *cfg, fetch_limits_t *out)
+{
+    out->max_bytes = (size_t)cfg->fetch_max_bytes;
+    out->timeout_ms = (long)cfg->fetch_timeout_ms;
+    out->allow_private = cfg->fetch_allow_private != 0;
+    out->max_redirects = FETCH_MAX_REDIRECTS;
 }
 
 bool fetch_global_init(void)
@@ -273,6 +325,8 @@ bool fetch_url(arena_t *arena, const char *url, const fetch_limits_t *limits, vo
     SET(CURLOPT_NOPROXY, "*");
     SET(CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
     SET(CURLOPT_OPENSOCKETDATA, &ctx);
+    SET(CURLOPT_PREREQFUNCTION, on_prereq);
+    SET(CURLOPT_PREREQDATA, &ctx);
     SET(CURLOPT_WRITEFUNCTION, on_body);
     SET(CURLOPT_WRITEDATA, &ctx);
     SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)limits->max_bytes);
@@ -312,8 +366,8 @@ bool fetch_url(arena_t *arena, const char *url, const fetch_limits_t *limits, vo
                      "image URL \"%s\": only http and https are fetched (also for redirects)",
                      shown);
     else if (rc == CURLE_TOO_MANY_REDIRECTS)
-        nn_error_set(err, 400, "invalid_image_url",
-                     "image URL \"%s\": more than %d redirects", shown, limits->max_redirects);
+        nn_error_set(err, 400, "invalid_image_url", "image URL \"%s\": more than %d redirects",
+                     shown, limits->max_redirects);
     else if (rc != CURLE_OK)
         nn_error_set(err, 400, "invalid_image_url", "image URL \"%s\": %s", shown,
                      curl_message[0] ? curl_message : curl_easy_strerror(rc));
@@ -321,8 +375,7 @@ bool fetch_url(arena_t *arena, const char *url, const fetch_limits_t *limits, vo
         nn_error_set(err, 400, "invalid_image_url",
                      "image URL \"%s\": the server answered HTTP %ld", shown, status);
     else if (ctx.len == 0)
-        nn_error_set(err, 400, "invalid_image_url", "image URL \"%s\": the answer is empty",
-                     shown);
+        nn_error_set(err, 400, "invalid_image_url", "image URL \"%s\": the answer is empty", shown);
     else
         ok = true;
     if (ok) {

@@ -28,6 +28,13 @@ typedef struct fetch_limits {
  * case-insensitively) rather than base64 bytes. */
 bool fetch_is_url(const char *s);
 
+/* The limits from the process settings: NNREG_FETCH_MAX_BYTES,
+ * NNREG_FETCH_TIMEOUT_MS, NNREG_FETCH_ALLOW_PRIVATE, and
+ * FETCH_MAX_REDIRECTS redirects. */
+#define FETCH_MAX_REDIRECTS 5
+struct nn_config;
+void fetch_limits_from_config(const struct nn_config *cfg, fetch_limits_t *out);
+
 /* Calls curl_global_init: once, at process start, before any thread
  * exists (libcurl would otherwise do it on the first fetch).  false when
  * libcurl cannot start. */
@@ -68,7 +75,8 @@ const char *fetch_address_class_name(fetch_address_class_t c);
  * checked like the first; environment proxies are ignored; the answer
  * must be a 2xx with a non-empty body of at most limits->max_bytes bytes
  * (counted as received, without content decoding), all within
- * limits->timeout_ms. */
+ * limits->timeout_ms.  Each call uses its own libcurl handle: calls may
+ * run in several threads at once (after fetch_global_init). */
 bool fetch_url(arena_t *arena, const char *url, const fetch_limits_t *limits, void **bytes,
                size_t *len, nn_error_t *err) __attribute__((warn_unused_result));
 

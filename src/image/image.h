@@ -75,7 +75,12 @@ typedef struct image_spec {
 
 /* Reads a network's stored preprocessing.inputs[i].image object (as the
  * API validated it).  mean_path is where its mean file is (the deployed
- * copy), NULL when it has none; the mean's values are read into arena. */
+ * copy), NULL when it has none; the mean's values are read into arena.
+ * Stored fields that do not parse, or a mean_file without a mean_path, are
+ * a 500 (the stored metadata or the caller is wrong).  The mean (.npy of
+ * float32/float64/integers in either byte order, or a Caffe .binaryproto)
+ * has its leading 1-dimensions dropped into mean_shape; one that does not
+ * fit the input (npy_mean_fits) is a 400 "invalid_mean_file". */
 bool image_spec_from_json(arena_t *arena, const jv_t *image, const char *mean_path,
                           image_spec_t *out, nn_error_t *err) __attribute__((warn_unused_result));
 

@@ -50,6 +50,9 @@ typedef struct geometry {
 static void compute_geometry(const image_spec_t *spec, unsigned w, unsigned h, geometry_t *g)
 {
     const unsigned W = spec->target_width, H = spec->target_height;
+    memset(g, 0, sizeof(*g));
+    g->rw = g->ow = W; /* SQUASH, and whatever an unknown resize value is */
+    g->rh = g->oh = H;
     g->cw = w;
     g->ch = h;
     g->ox = g->oy = 0;
@@ -158,10 +161,18 @@ static bool mean_plan(const image_spec_t *spec, unsigned C, unsigned W, unsigned
     /* The tensor's own order: the shape without the batch axis. */
     int64_t own[3] = {0, 0, 0};
     switch (spec->order) {
-    case IMAGE_ORDER_NHWC: own[0] = H, own[1] = W, own[2] = C; break;
-    case IMAGE_ORDER_NCHW: own[0] = C, own[1] = H, own[2] = W; break;
-    case IMAGE_ORDER_NWHC: own[0] = W, own[1] = H, own[2] = C; break;
-    case IMAGE_ORDER_NCWH: own[0] = C, own[1] = W, own[2] = H; break;
+    case IMAGE_ORDER_NHWC:
+        own[0] = H, own[1] = W, own[2] = C;
+        break;
+    case IMAGE_ORDER_NCHW:
+        own[0] = C, own[1] = H, own[2] = W;
+        break;
+    case IMAGE_ORDER_NWHC:
+        own[0] = W, own[1] = H, own[2] = C;
+        break;
+    case IMAGE_ORDER_NCWH:
+        own[0] = C, own[1] = W, own[2] = H;
+        break;
     }
     bool sized = spec->resize != IMAGE_RESIZE_NETWORK;
     if (n >= 1 && lead >= n - 1 && s[n - 1] == C) {
@@ -182,13 +193,60 @@ static bool mean_plan(const image_spec_t *spec, unsigned C, unsigned W, unsigned
     case NPY_MEAN_PER_CHANNEL:
         *kind = MEAN_CHANNEL;
         return true;
-    case NPY_MEAN_HWC: *layout = IMAGE_ORDER_NHWC; break;
-    case NPY_MEAN_CHW: *layout = IMAGE_ORDER_NCHW; break;
-    case NPY_MEAN_WHC: *layout = IMAGE_ORDER_NWHC; break;
-    case NPY_MEAN_CWH: *layout = IMAGE_ORDER_NCWH; break;
+    case NPY_MEAN_HWC:
+        *layout = IMAGE_ORDER_NHWC;
+        break;
+    case NPY_MEAN_CHW:
+        *layout = IMAGE_ORDER_NCHW;
+        break;
+    case NPY_MEAN_WHC:
+        *layout = IMAGE_ORDER_NWHC;
+        break;
+    case NPY_MEAN_CWH:
+        *layout = IMAGE_ORDER_NCWH;
+        break;
     }
     *kind = MEAN_FULL;
     return true;
+}
+
+/* The horizontal half of the bilinear blend for one source row (of the
+ * bbox crop), for every output column: top = l + (r - l)·fx.  Two rows are
+ * kept, since consecutive output rows mostly share their source rows (in
+ * an upscale, always), so each source row is blended about once. */
+typedef struct row_cache {
+    unsigned index[2];
+    double *row[2];
+    unsigned next; /* the slot to replace */
+} row_cache_t;
+
+static const double *hrow(row_cache_t *c, const image_rgb_t *image, const geometry_t *g,
+                          const tap_t *xt, unsigned W, unsigned y)
+{
+    for (unsigned s = 0; s < 2; s++)
+        if (c->index[s] == y) {
+            c->next = 1 - s; /* keep the row just used */
+            return c->row[s];
+        }
+    unsigned s = c->next;
+    c->next = 1 - s;
+    c->index[s] = y;
+    double *out = c->row[s];
+    const uint8_t *src = image->pixels + ((size_t)(g->cy0 + y) * image->width + g->cx0) * 3;
+    for (unsigned X = 0; X < W; X++) {
+        const tap_t tx = xt[X];
+        double *o = out + (size_t)X * 3;
+        if (tx.i0 == UINT32_MAX) {
+            o[0] = o[1] = o[2] = 255.0; /* FILL canvas, overwritten anyway */
+            continue;
+        }
+        const uint8_t *a = src + (size_t)tx.i0 * 3, *b = src + (size_t)tx.i1 * 3;
+        for (unsigned k = 0; k < 3; k++) {
+            double l = a[k], r = b[k];
+            o[k] = l + (r - l) * tx.f;
+        }
+    }
+    return out;
 }
 
 bool image_preprocess(arena_t *arena, const image_rgb_t *image, const image_bbox_t *bbox,
@@ -251,63 +309,85 @@ bool image_preprocess(arena_t *arena, const image_rgb_t *image, const image_bbox
             yt[Y].i0 = UINT32_MAX;
     }
 
-    const size_t stride = (size_t)iw * 3;
+    /* One output row at a time: the resized RGB row (step 3), then steps
+     * 4 to 6 into a row in the tensor's channel order, then step 7 writes
+     * it to its place.  Each pass is a plain loop without per-value
+     * branching on the spec. */
+    float *rgb = arena_alloc(arena, (size_t)W * 3 * sizeof(float));
+    float *vals = arena_alloc(arena, (size_t)W * C * sizeof(float));
+    if (!rgb || !vals)
+        return nn_error_oom(err);
+    row_cache_t cache = {{UINT32_MAX, UINT32_MAX},
+                         {arena_alloc(arena, (size_t)W * 3 * sizeof(double)),
+                          arena_alloc(arena, (size_t)W * 3 * sizeof(double))},
+                         0};
+    if (!cache.row[0] || !cache.row[1])
+        return nn_error_oom(err);
     const float scaling = (float)spec->pixel_scaling;
+    const unsigned src_c[3] = {spec->channels == IMAGE_CHANNELS_BGR ? 2u : 0u, 1u,
+                               spec->channels == IMAGE_CHANNELS_BGR ? 0u : 2u};
     for (unsigned Y = 0; Y < H; Y++) {
         const tap_t ty = yt[Y];
-        const uint8_t *r0 = NULL, *r1 = NULL;
-        if (ty.i0 != UINT32_MAX) {
-            r0 = image->pixels + (size_t)(g.cy0 + ty.i0) * stride + (size_t)g.cx0 * 3;
-            r1 = image->pixels + (size_t)(g.cy0 + ty.i1) * stride + (size_t)g.cx0 * 3;
+        /* Step 3: bilinear, blended in double, rounded to float once. */
+        if (ty.i0 == UINT32_MAX) {
+            for (size_t k = 0; k < (size_t)W * 3; k++)
+                rgb[k] = 255.0f; /* FILL: white canvas */
+        } else {
+            const double *top = hrow(&cache, image, &g, xt, W, ty.i0);
+            const double *bottom = hrow(&cache, image, &g, xt, W, ty.i1);
+            const double fy = ty.f;
+            for (size_t k = 0; k < (size_t)W * 3; k++)
+                rgb[k] = (float)(top[k] + (bottom[k] - top[k]) * fy);
+            for (unsigned X = 0; X < W; X++)
+                if (xt[X].i0 == UINT32_MAX)
+                    rgb[3 * X] = rgb[3 * X + 1] = rgb[3 * X + 2] = 255.0f;
         }
-        for (unsigned X = 0; X < W; X++) {
-            const tap_t tx = xt[X];
-            float rgb[3];
-            if (!r0 || tx.i0 == UINT32_MAX) {
-                rgb[0] = rgb[1] = rgb[2] = 255.0f; /* FILL: white canvas */
-            } else {
-                for (unsigned c = 0; c < 3; c++) {
-                    double tl = r0[tx.i0 * 3 + c], tr = r0[tx.i1 * 3 + c];
-                    double bl = r1[tx.i0 * 3 + c], br = r1[tx.i1 * 3 + c];
-                    double top = tl + (tr - tl) * tx.f;
-                    double bottom = bl + (br - bl) * tx.f;
-                    rgb[c] = (float)(top + (bottom - top) * ty.f);
-                }
+        /* Step 4: channels, into the tensor's channel order. */
+        if (C == 1) {
+            for (unsigned X = 0; X < W; X++) {
+                const float *p = rgb + (size_t)X * 3;
+                float l = 0.299f * p[0];
+                l = l + 0.587f * p[1];
+                vals[X] = l + 0.114f * p[2];
             }
-            /* Step 4: channels. */
-            float v[3];
-            switch (spec->channels) {
-            case IMAGE_CHANNELS_RGB:
-                v[0] = rgb[0], v[1] = rgb[1], v[2] = rgb[2];
-                break;
-            case IMAGE_CHANNELS_BGR:
-                v[0] = rgb[2], v[1] = rgb[1], v[2] = rgb[0];
-                break;
-            case IMAGE_CHANNELS_L: {
-                float l = 0.299f * rgb[0];
-                l = l + 0.587f * rgb[1];
-                v[0] = l + 0.114f * rgb[2];
-                break;
+        } else {
+            for (unsigned X = 0; X < W; X++)
+                for (unsigned c = 0; c < 3; c++)
+                    vals[(size_t)X * 3 + c] = rgb[(size_t)X * 3 + src_c[c]];
+        }
+        const size_t n = (size_t)W * C;
+        if (spec->uint8) {
+            for (size_t k = 0; k < n; k++) {
+                float x = nearbyintf(vals[k]);
+                vals[k] = x < 0 ? 0 : x > 255 ? 255 : x;
             }
+        } else {
+            /* Step 5, two float operations in API.md's order. */
+            for (size_t k = 0; k < n; k++)
+                vals[k] = vals[k] / 255.0f * scaling;
+            /* Step 6. */
+            if (mean_kind == MEAN_CHANNEL) {
+                for (unsigned X = 0; X < W; X++)
+                    for (unsigned c = 0; c < C; c++)
+                        vals[(size_t)X * C + c] -= spec->mean[c];
+            } else if (mean_kind == MEAN_FULL && mean_layout == IMAGE_ORDER_NHWC) {
+                const float *m = spec->mean + (size_t)Y * n;
+                for (size_t k = 0; k < n; k++)
+                    vals[k] -= m[k];
+            } else if (mean_kind == MEAN_FULL) {
+                for (unsigned X = 0; X < W; X++)
+                    for (unsigned c = 0; c < C; c++)
+                        vals[(size_t)X * C + c] -=
+                            spec->mean[layout_index(mean_layout, Y, X, c, H, W, C)];
             }
-            for (unsigned c = 0; c < C; c++) {
-                float x = v[c];
-                if (spec->uint8) {
-                    x = nearbyintf(x);
-                    x = x < 0 ? 0 : x > 255 ? 255 : x;
-                } else {
-                    /* Step 5, two float operations in API.md's order. */
-                    x = x / 255.0f;
-                    x = x * scaling;
-                    /* Step 6. */
-                    if (mean_kind == MEAN_CHANNEL)
-                        x = x - spec->mean[c];
-                    else if (mean_kind == MEAN_FULL)
-                        x = x - spec->mean[layout_index(mean_layout, Y, X, c, H, W, C)];
-                }
-                /* Step 7. */
-                data[layout_index(spec->order, Y, X, c, H, W, C)] = x;
-            }
+        }
+        /* Step 7: the row to its place in the layout. */
+        if (spec->order == IMAGE_ORDER_NHWC) {
+            memcpy(data + (size_t)Y * n, vals, n * sizeof(float));
+        } else {
+            for (unsigned X = 0; X < W; X++)
+                for (unsigned c = 0; c < C; c++)
+                    data[layout_index(spec->order, Y, X, c, H, W, C)] = vals[(size_t)X * C + c];
         }
     }
 
@@ -315,10 +395,18 @@ bool image_preprocess(arena_t *arena, const image_rgb_t *image, const image_bbox
     out->ndims = 4;
     out->dims[0] = 1;
     switch (spec->order) {
-    case IMAGE_ORDER_NHWC: out->dims[1] = H, out->dims[2] = W, out->dims[3] = C; break;
-    case IMAGE_ORDER_NCHW: out->dims[1] = C, out->dims[2] = H, out->dims[3] = W; break;
-    case IMAGE_ORDER_NWHC: out->dims[1] = W, out->dims[2] = H, out->dims[3] = C; break;
-    case IMAGE_ORDER_NCWH: out->dims[1] = C, out->dims[2] = W, out->dims[3] = H; break;
+    case IMAGE_ORDER_NHWC:
+        out->dims[1] = H, out->dims[2] = W, out->dims[3] = C;
+        break;
+    case IMAGE_ORDER_NCHW:
+        out->dims[1] = C, out->dims[2] = H, out->dims[3] = W;
+        break;
+    case IMAGE_ORDER_NWHC:
+        out->dims[1] = W, out->dims[2] = H, out->dims[3] = C;
+        break;
+    case IMAGE_ORDER_NCWH:
+        out->dims[1] = C, out->dims[2] = W, out->dims[3] = H;
+        break;
     }
     out->count = count;
     out->data = data;

@@ -166,8 +166,7 @@ static bool mean_from_npy(arena_t *arena, const unsigned char *buf, size_t len, 
 }
 
 static bool mean_from_blobproto(arena_t *arena, const unsigned char *buf, size_t len,
-                                const char *name, npy_info_t *info, float **values,
-                                nn_error_t *err)
+                                const char *name, npy_info_t *info, float **values, nn_error_t *err)
 {
     if (!npy_parse_blobproto(buf, len, name, info, err))
         return false;
@@ -310,8 +309,11 @@ bool image_spec_from_json(arena_t *arena, const jv_t *image, const char *mean_pa
     else if (dtype && strcmp(dtype, "FLOAT32") != 0)
         return bad_field(err, "data_type");
 
+    const char *declared = field_string(image, "mean_file");
+    if (declared && *declared && !mean_path)
+        return nn_error_internal(err, "the input names a mean file but no path to it was given");
     if (mean_path) {
-        const char *name = field_string(image, "mean_file");
+        const char *name = declared;
         if (!name) {
             const char *slash = strrchr(mean_path, '/');
             name = slash ? slash + 1 : mean_path;

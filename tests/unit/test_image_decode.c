@@ -109,8 +109,9 @@ static uint8_t *gradient(unsigned w, unsigned h, int components)
         for (unsigned x = 0; x < w; x++)
             for (int c = 0; c < components; c++)
                 p[((size_t)y * w + x) * components + c] =
-                    (uint8_t)(c == 0 ? x * 255 / (w - 1) : c == 1 ? y * 255 / (h - 1)
-                                                               : (x + y) * 255 / (w + h - 2));
+                    (uint8_t)(c == 0   ? x * 255 / (w - 1)
+                              : c == 1 ? y * 255 / (h - 1)
+                                       : (x + y) * 255 / (w + h - 2));
     return p;
 }
 
@@ -253,6 +254,120 @@ static void test_jpeg(void **state)
     }
 }
 
+/* A binary PNM (P5 grey or P6 RGB, maxval 255) as RGB. */
+static unsigned char *read_pnm(const char *path, unsigned *w, unsigned *h)
+{
+    size_t len;
+    unsigned char *buf = read_file(path, &len);
+    int kind = 0, off = 0;
+    unsigned maxval = 0;
+    if (sscanf((const char *)buf, "P%d %u %u %u%n", &kind, w, h, &maxval, &off) != 4 ||
+        (kind != 5 && kind != 6) || maxval != 255)
+        fail_msg("%s: not a binary PNM", path);
+    off++; /* the single whitespace byte after maxval */
+    int ch = kind == 6 ? 3 : 1;
+    assert_int_equal(len, (size_t)off + (size_t)*w * *h * ch);
+    unsigned char *rgb = malloc((size_t)*w * *h * 3);
+    assert_non_null(rgb);
+    for (size_t i = 0; i < (size_t)*w * *h; i++)
+        for (int c = 0; c < 3; c++)
+            rgb[3 * i + c] = buf[off + i * ch + (ch == 3 ? c : 0)];
+    free(buf);
+    return rgb;
+}
+
+/* JPEGs made by cjpeg, against djpeg's decoding of them (same library,
+ * default settings: equal up to one level), and against their source. */
+static void test_jpeg_fixtures(void **state)
+{
+    (void)state;
+    const char *names[] = {"rgb_40x30_q90", "rgb_40x30_q90_progressive", "grey_40x30_q90"};
+    char path[1024];
+    unsigned sw, sh;
+    snprintf(path, sizeof(path), "%s/images/source_40x30.ppm", NNREG_FIXTURES);
+    unsigned char *source = read_pnm(path, &sw, &sh);
+    for (size_t k = 0; k < 3; k++) {
+        snprintf(path, sizeof(path), "%s/images/%s.jpg", NNREG_FIXTURES, names[k]);
+        size_t len;
+        unsigned char *bytes = read_file(path, &len);
+        arena_t *a = arena_create(0);
+        nn_error_t err;
+        nn_error_init(&err);
+        image_rgb_t img;
+        if (!image_decode(a, bytes, len, &img, &err))
+            fail_msg("%s: %s", names[k], err.message);
+        unsigned w, h;
+        snprintf(path, sizeof(path), "%s/images/%s.djpeg.pnm", NNREG_FIXTURES, names[k]);
+        unsigned char *ref = read_pnm(path, &w, &h);
+        assert_int_equal(img.width, w);
+        assert_int_equal(img.height, h);
+        assert_int_equal(w, sw);
+        double err_sum = 0;
+        for (size_t i = 0; i < (size_t)w * h * 3; i++) {
+            if (abs((int)img.pixels[i] - ref[i]) > 1)
+                fail_msg("%s byte %zu: %u, djpeg %u", names[k], i, img.pixels[i], ref[i]);
+            err_sum += abs((int)img.pixels[i] - source[i]);
+        }
+        if (k < 2) { /* colour: close to the source on average */
+            print_message("    %s: mean |difference| from the source %.2f\n", names[k],
+                          err_sum / (w * h * 3));
+            assert_true(err_sum / (w * h * 3) < 10.0); /* 4:2:0 chroma on sharp edges: ~7 */
+        }
+        free(ref);
+        free(bytes);
+        arena_destroy(a);
+    }
+    free(source);
+}
+
+/* CMYK as Adobe writes it (inverted): R = C·K/255 on the stored values. */
+static void test_jpeg_cmyk(void **state)
+{
+    (void)state;
+    const unsigned w = 16, h = 16;
+    uint8_t *cmyk = malloc(w * h * 4);
+    for (size_t i = 0; i < w * h; i++) {
+        cmyk[4 * i + 0] = 200;
+        cmyk[4 * i + 1] = 100;
+        cmyk[4 * i + 2] = 50;
+        cmyk[4 * i + 3] = i < w * h / 2 ? 255 : 128;
+    }
+    struct jpeg_compress_struct c;
+    struct jpeg_error_mgr jerr;
+    unsigned char *mem = NULL;
+    unsigned long mem_len = 0;
+    c.err = jpeg_std_error(&jerr);
+    jpeg_create_compress(&c);
+    jpeg_mem_dest(&c, &mem, &mem_len);
+    c.image_width = w;
+    c.image_height = h;
+    c.input_components = 4;
+    c.in_color_space = JCS_CMYK;
+    jpeg_set_defaults(&c);
+    jpeg_set_quality(&c, 100, TRUE);
+    jpeg_start_compress(&c, TRUE);
+    while (c.next_scanline < h) {
+        JSAMPROW row = cmyk + (size_t)c.next_scanline * w * 4;
+        jpeg_write_scanlines(&c, &row, 1);
+    }
+    jpeg_finish_compress(&c);
+    jpeg_destroy_compress(&c);
+    arena_t *a = arena_create(0);
+    nn_error_t err;
+    nn_error_init(&err);
+    image_rgb_t img;
+    if (!image_decode(a, mem, mem_len, &img, &err))
+        fail_msg("%s", err.message);
+    const int top[3] = {200, 100, 50}, bottom[3] = {100, 50, 25};
+    for (int c3 = 0; c3 < 3; c3++) {
+        assert_true(abs(img.pixels[c3] - top[c3]) <= 2);
+        assert_true(abs(img.pixels[(w * h - 1) * 3 + c3] - bottom[c3]) <= 2);
+    }
+    free(mem);
+    free(cmyk);
+    arena_destroy(a);
+}
+
 static void test_png_formats(void **state)
 {
     (void)state;
@@ -313,15 +428,19 @@ static void test_png_formats(void **state)
     uint8_t idx[5 * 3];
     for (size_t i = 0; i < w * h; i++)
         idx[i] = (uint8_t)(i % 3);
-    png_opts_t op = {.color_type = PNG_COLOR_TYPE_PALETTE, .bit_depth = 8, .palette = pal,
-                     .npalette = 3, .trans = trans, .ntrans = 2};
+    png_opts_t op = {.color_type = PNG_COLOR_TYPE_PALETTE,
+                     .bit_depth = 8,
+                     .palette = pal,
+                     .npalette = 3,
+                     .trans = trans,
+                     .ntrans = 2};
     b = make_png(w, h, &op, idx);
     nn_error_init(&err);
     assert_true(image_decode(a, b.p, b.len, &img, &err));
     const uint8_t want[3][3] = {
-        {255, 255, 255},                                     /* alpha 0 */
-        {127, (100 * 128 + 255 * 127 + 127) / 255, 127},     /* alpha 128 */
-        {10, 20, 30},                                        /* opaque */
+        {255, 255, 255},                                 /* alpha 0 */
+        {127, (100 * 128 + 255 * 127 + 127) / 255, 127}, /* alpha 128 */
+        {10, 20, 30},                                    /* opaque */
     };
     for (size_t i = 0; i < w * h; i++)
         for (int c = 0; c < 3; c++)
@@ -477,8 +596,9 @@ static void test_huge_dimensions(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_fixture_pngs),         cmocka_unit_test(test_jpeg),
-        cmocka_unit_test(test_png_formats),          cmocka_unit_test(test_not_images),
+        cmocka_unit_test(test_fixture_pngs),          cmocka_unit_test(test_jpeg),
+        cmocka_unit_test(test_jpeg_fixtures),         cmocka_unit_test(test_jpeg_cmyk),
+        cmocka_unit_test(test_png_formats),           cmocka_unit_test(test_not_images),
         cmocka_unit_test(test_truncated_and_damaged), cmocka_unit_test(test_huge_dimensions),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -28,6 +28,7 @@
 
 #include "image/fetch.h"
 #include "image/image.h"
+#include "util/config.h"
 
 #ifndef NNREG_FIXTURES
 #define NNREG_FIXTURES "tests/fixtures"
@@ -130,7 +131,7 @@ static void test_is_url(void **state)
     assert_true(fetch_is_url("HtTp://x"));
     assert_false(fetch_is_url("ftp://example.com/a.jpg"));
     assert_false(fetch_is_url("file:///etc/passwd"));
-    assert_false(fetch_is_url("/9j/4AAQSkZJRgABAQ"));  /* base64 JPEG */
+    assert_false(fetch_is_url("/9j/4AAQSkZJRgABAQ"));     /* base64 JPEG */
     assert_false(fetch_is_url("iVBORw0KGgoAAAANSUhEUg")); /* base64 PNG */
     assert_false(fetch_is_url("http:/x"));
     assert_false(fetch_is_url(" http://x"));
@@ -150,10 +151,11 @@ static void assert_url_error(const nn_error_t *err, const char *needle)
 static void test_schemes(void **state)
 {
     (void)state;
-    const char *bad[] = {"ftp://127.0.0.1/x.png", "file:///etc/passwd", "gopher://x/",
-                         "dict://127.0.0.1:11211/", "javascript:alert(1)", "data:image/png;base64,AA"};
-    fetch_limits_t lim = {.max_bytes = 1000, .timeout_ms = 1000, .allow_private = true,
-                          .max_redirects = 3};
+    const char *bad[] = {"ftp://127.0.0.1/x.png", "file:///etc/passwd",
+                         "gopher://x/",           "dict://127.0.0.1:11211/",
+                         "javascript:alert(1)",   "data:image/png;base64,AA"};
+    fetch_limits_t lim = {
+        .max_bytes = 1000, .timeout_ms = 1000, .allow_private = true, .max_redirects = 3};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         arena_t *a = arena_create(0);
         nn_error_t err;
@@ -165,6 +167,40 @@ static void test_schemes(void **state)
         assert_null(bytes);
         arena_destroy(a);
     }
+}
+
+static void test_limits_from_config(void **state)
+{
+    (void)state;
+    nn_config_t cfg;
+    fetch_limits_t lim;
+    char errbuf[256];
+    int first;
+    char prog[] = "test", flag[] = "--fetch-timeout-ms=2500";
+    char *argv[] = {prog, flag, NULL};
+    unsetenv("NNREG_FETCH_ALLOW_PRIVATE");
+    unsetenv("NNREG_FETCH_MAX_BYTES");
+    unsetenv("NNREG_FETCH_TIMEOUT_MS");
+    assert_true(config_load(&cfg, 1, argv, &first, errbuf, sizeof(errbuf)));
+    fetch_limits_from_config(&cfg, &lim);
+    assert_false(lim.allow_private); /* refused unless the operator says so */
+    assert_int_equal(lim.max_bytes, 20971520);
+    assert_int_equal(lim.timeout_ms, 10000);
+    assert_int_equal(lim.max_redirects, FETCH_MAX_REDIRECTS);
+
+    setenv("NNREG_FETCH_ALLOW_PRIVATE", "1", 1);
+    setenv("NNREG_FETCH_MAX_BYTES", "12345", 1);
+    assert_true(config_load(&cfg, 2, argv, &first, errbuf, sizeof(errbuf)));
+    fetch_limits_from_config(&cfg, &lim);
+    assert_true(lim.allow_private);
+    assert_int_equal(lim.max_bytes, 12345);
+    assert_int_equal(lim.timeout_ms, 2500);
+
+    setenv("NNREG_FETCH_ALLOW_PRIVATE", "yes", 1);
+    assert_false(config_load(&cfg, 1, argv, &first, errbuf, sizeof(errbuf)));
+    assert_non_null(strstr(errbuf, "NNREG_FETCH_ALLOW_PRIVATE"));
+    unsetenv("NNREG_FETCH_ALLOW_PRIVATE");
+    unsetenv("NNREG_FETCH_MAX_BYTES");
 }
 
 /* ---- the test server ----------------------------------------------------------------- */
@@ -253,7 +289,8 @@ static void serve_one(int fd)
         send_all(fd, zeros, sizeof(zeros));
     } else if (strcmp(path, "/big-chunked") == 0) {
         /* No length: the limit must be enforced as bytes arrive. */
-        const char *h = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n";
+        const char *h =
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n";
         send_all(fd, h, strlen(h));
         char chunk[1024 + 16];
         int n = snprintf(chunk, sizeof(chunk), "400\r\n");
@@ -464,9 +501,10 @@ static void test_fetch_errors(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_classifier),      cmocka_unit_test(test_is_url),
-        cmocka_unit_test(test_schemes),         cmocka_unit_test(test_fetch_ok),
-        cmocka_unit_test(test_fetch_refused_address), cmocka_unit_test(test_fetch_errors),
+        cmocka_unit_test(test_classifier),   cmocka_unit_test(test_is_url),
+        cmocka_unit_test(test_schemes),      cmocka_unit_test(test_limits_from_config),
+        cmocka_unit_test(test_fetch_ok),     cmocka_unit_test(test_fetch_refused_address),
+        cmocka_unit_test(test_fetch_errors),
     };
     return cmocka_run_group_tests(tests, server_start, server_stop);
 }

@@ -21,8 +21,8 @@
 #include <unistd.h>
 
 #include "image/image.h"
-#include "json/jv.h"
 #include "model/npy.h"
+#include "json/jv.h"
 
 #ifndef NNREG_FIXTURES
 #define NNREG_FIXTURES "tests/fixtures"
@@ -147,8 +147,8 @@ static void test_fixture_cases(void **state)
         if (mp && mp->type == JV_STRING)
             snprintf(mean_path, sizeof(mean_path), "%s/%s", dir, mp->u.string.ptr);
         image_spec_t spec;
-        if (!image_spec_from_json(a, jv_get(c, "spec"), mp && mp->type == JV_STRING ? mean_path : NULL,
-                                  &spec, &err))
+        if (!image_spec_from_json(a, jv_get(c, "spec"),
+                                  mp && mp->type == JV_STRING ? mean_path : NULL, &spec, &err))
             fail_msg("%s: spec: %s", id, err.message);
 
         image_bbox_t bbox, *pb = NULL;
@@ -252,14 +252,14 @@ static jv_t *spec_json(arena_t *a, const char *order, const char *resize, const 
     return v;
 }
 
-static image_spec_t make_spec(arena_t *a, const char *order, const char *resize,
-                              const char *target, const char *channels, double scaling,
-                              const char *dtype)
+static image_spec_t make_spec(arena_t *a, const char *order, const char *resize, const char *target,
+                              const char *channels, double scaling, const char *dtype)
 {
     nn_error_t err;
     nn_error_init(&err);
     image_spec_t spec;
-    if (!image_spec_from_json(a, spec_json(a, order, resize, target, channels, scaling, NULL, dtype),
+    if (!image_spec_from_json(a,
+                              spec_json(a, order, resize, target, channels, scaling, NULL, dtype),
                               NULL, &spec, &err))
         fail_msg("spec: %s", err.message);
     return spec;
@@ -382,10 +382,10 @@ static void test_layouts_by_hand(void **state)
         for (unsigned y = 0; y < 2; y++)
             for (unsigned x = 0; x < 3; x++)
                 for (unsigned c = 0; c < 3; c++) {
-                    size_t idx = o == 0 ? (y * 3 + x) * 3 + c
-                               : o == 1 ? (c * 2 + y) * 3 + x
-                               : o == 2 ? (x * 2 + y) * 3 + c
-                                        : (c * 3 + x) * 2 + y;
+                    size_t idx = o == 0   ? (y * 3 + x) * 3 + c
+                                 : o == 1 ? (c * 2 + y) * 3 + x
+                                 : o == 2 ? (x * 2 + y) * 3 + c
+                                          : (c * 3 + x) * 2 + y;
                     float want = (float)(10 * (y * 3 + x) + (2 - c)); /* BGR */
                     assert_float_equal(t.data[idx], want, 1e-3);
                 }
@@ -415,8 +415,8 @@ static void test_uint8(void **state)
     img = grey_image(a, 2, 1, q);
     spec = make_spec(a, "NHWC", "SQUASH", "4x1", "RGB", 1.0, "UINT8");
     assert_true(image_preprocess(a, &img, NULL, &spec, &t, &err));
-    assert_float_equal(t.data[3], 1, 0);  /* 0.75 */
-    assert_float_equal(t.data[6], 2, 0);  /* 2.25 */
+    assert_float_equal(t.data[3], 1, 0); /* 0.75 */
+    assert_float_equal(t.data[6], 2, 0); /* 2.25 */
     spec = make_spec(a, "NHWC", "FILL", "4x4", "L", 1.0, "UINT8");
     assert_true(image_preprocess(a, &img, NULL, &spec, &t, &err));
     assert_float_equal(t.data[0], 255, 0);
@@ -431,7 +431,7 @@ static void test_bbox_validation(void **state)
     image_rgb_t img = grey_image(a, 2, 2, px);
     image_spec_t spec = make_spec(a, "NHWC", "SQUASH", "2x2", "RGB", 1.0, "FLOAT32");
     const image_bbox_t bad[] = {
-        {-0.1, 0, 1, 1}, {0, 0, 1.1, 1},   {0.5, 0, 0.5, 1}, {0.6, 0, 0.5, 1},
+        {-0.1, 0, 1, 1},  {0, 0, 1.1, 1}, {0.5, 0, 0.5, 1},    {0.6, 0, 0.5, 1},
         {0, 0.7, 1, 0.2}, {NAN, 0, 1, 1}, {0, 0, INFINITY, 1},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -507,12 +507,13 @@ static void test_mean_files(void **state)
     const char *p = write_tmp("m64.npy", file, n);
     nn_error_init(&err);
     assert_true(image_spec_from_json(
-        a, spec_json(a, "NCHW", "SQUASH", "2x2", "BGR", 1.0, "m64.npy", "FLOAT32"), p, &spec, &err));
+        a, spec_json(a, "NCHW", "SQUASH", "2x2", "BGR", 1.0, "m64.npy", "FLOAT32"), p, &spec,
+        &err));
     assert_int_equal(spec.mean_ndims, 1);
     assert_true(image_preprocess(a, &img, NULL, &spec, &t, &err));
-    assert_float_equal(t.data[0], 0.75, 1e-6);  /* B plane */
-    assert_float_equal(t.data[4], 0.5, 1e-6);   /* G */
-    assert_float_equal(t.data[8], 0.25, 1e-6);  /* R */
+    assert_float_equal(t.data[0], 0.75, 1e-6); /* B plane */
+    assert_float_equal(t.data[4], 0.5, 1e-6);  /* G */
+    assert_float_equal(t.data[8], 0.25, 1e-6); /* R */
 
     /* float32 big-endian, full image (1, 2, 2, 3): leading 1 dropped. */
     unsigned char be[48];
@@ -590,12 +591,13 @@ static void test_mean_files(void **state)
     p = write_tmp("bad.npy", "\x93NUMPY\x01\x00", 8);
     nn_error_init(&err);
     assert_false(image_spec_from_json(
-        a, spec_json(a, "NHWC", "SQUASH", "2x2", "RGB", 1.0, "bad.npy", "FLOAT32"), p, &spec, &err));
+        a, spec_json(a, "NHWC", "SQUASH", "2x2", "RGB", 1.0, "bad.npy", "FLOAT32"), p, &spec,
+        &err));
     assert_string_equal(err.code, "invalid_mean_file");
     const double cplx[6] = {0};
-    p = write_tmp("c.npy", file,
-                  npy_bytes(file, "{'descr': '<c16', 'fortran_order': False, 'shape': (3,), }",
-                            cplx, 48));
+    p = write_tmp(
+        "c.npy", file,
+        npy_bytes(file, "{'descr': '<c16', 'fortran_order': False, 'shape': (3,), }", cplx, 48));
     nn_error_init(&err);
     assert_false(image_spec_from_json(
         a, spec_json(a, "NHWC", "SQUASH", "2x2", "RGB", 1.0, "c.npy", "FLOAT32"), p, &spec, &err));
@@ -636,14 +638,24 @@ static void test_spec_damaged(void **state)
         assert_false(image_spec_from_json(a, v, NULL, &spec, &err));
         assert_int_equal(err.status, 500);
     }
+    /* A mean file named, but no path to it given: the caller's mistake. */
+    {
+        nn_error_t e;
+        nn_error_init(&e);
+        image_spec_t sp;
+        assert_false(image_spec_from_json(
+            a, spec_json(a, "NHWC", "SQUASH", "2x2", "RGB", 1.0, "mean.npy", "FLOAT32"), NULL, &sp,
+            &e));
+        assert_int_equal(e.status, 500);
+    }
     /* Defaults: pixel_scaling 255, FLOAT32; a NETWORK size given as a number. */
     const char *ok = "{\"dimension_order\": \"NHWC\", \"resize_type\": \"NETWORK\", "
                      "\"target_size\": 512, \"color_channels\": \"L\"}";
     nn_error_t err;
     nn_error_init(&err);
     image_spec_t spec;
-    assert_true(image_spec_from_json(a, jv_parse(a, ok, strlen(ok), "spec", &err), NULL, &spec,
-                                     &err));
+    assert_true(
+        image_spec_from_json(a, jv_parse(a, ok, strlen(ok), "spec", &err), NULL, &spec, &err));
     assert_float_equal(spec.pixel_scaling, 255.0, 0);
     assert_false(spec.uint8);
     assert_int_equal(spec.target_width, 512);
@@ -668,10 +680,10 @@ static int teardown(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_fixture_cases),   cmocka_unit_test(test_network_inputs),
+        cmocka_unit_test(test_fixture_cases),    cmocka_unit_test(test_network_inputs),
         cmocka_unit_test(test_bilinear_by_hand), cmocka_unit_test(test_geometry_by_hand),
-        cmocka_unit_test(test_layouts_by_hand), cmocka_unit_test(test_uint8),
-        cmocka_unit_test(test_bbox_validation), cmocka_unit_test(test_mean_files),
+        cmocka_unit_test(test_layouts_by_hand),  cmocka_unit_test(test_uint8),
+        cmocka_unit_test(test_bbox_validation),  cmocka_unit_test(test_mean_files),
         cmocka_unit_test(test_spec_damaged),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
