@@ -33,7 +33,6 @@
 #define INFER_MAX_FIELDS_BYTES (1024 * 1024)
 #define INFER_READ_CHUNK (256 * 1024)
 #define INFER_CLOSE_NAMES 5
-#define INFER_FETCH_REDIRECTS 3
 
 /* A file part: the bytes of one input's image. */
 typedef struct infer_file {
@@ -388,10 +387,8 @@ static bool load_source(nn_request_t *req, infer_parse_t *p, const char *path, c
                 return nn_error_field(&req->err, path,
                                       "URL sources are disabled on this server "
                                       "(NNREG_FETCH_MAX_BYTES=0); send the image's bytes");
-            fetch_limits_t limits = {.max_bytes = (size_t)cfg->fetch_max_bytes,
-                                     .timeout_ms = (long)cfg->fetch_timeout_ms,
-                                     .allow_private = cfg->fetch_allow_private != 0,
-                                     .max_redirects = INFER_FETCH_REDIRECTS};
+            fetch_limits_t limits;
+            fetch_limits_from_config(cfg, &limits);
             void *bytes;
             size_t len;
             if (!fetch_url(arena, s, &limits, &bytes, &len, &req->err)) {
