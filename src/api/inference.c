@@ -38,6 +38,7 @@
 typedef struct infer_file {
     const char *name;
     nn_buf_t bytes;
+    const jv_t *marker; /* stands for the file in the field tree */
 } infer_file_t;
 
 typedef struct infer_parse {
@@ -223,11 +224,12 @@ static bool parse_multipart(infer_parse_t *p)
                                   arena_printf(req->arena, "inputs[%zu].image.source",
                                                segs[1].index),
                                   "the image file is empty");
-        /* The bytes stay in p->files; the tree holds a marker object. */
-        jv_t *marker = jv_object(req->arena);
-        jv_t *idx = jv_number_int(req->arena, (long long)i);
-        if (!marker || !idx || !jv_set(req->arena, marker, "$file", idx))
+        /* The bytes stay in p->files; the tree holds a marker, known by
+         * its address (a body cannot forge one). */
+        jv_t *marker = jv_bool(req->arena, true);
+        if (!marker)
             return nn_error_oom(&req->err);
+        f->marker = marker;
         if (!formkey_insert(req->arena, p->fields, f->name, strlen(f->name), marker, &req->err))
             return false;
     }
@@ -376,10 +378,13 @@ static bool load_source(nn_request_t *req, infer_parse_t *p, const char *path, c
 {
     arena_t *arena = req->arena;
     const nn_config_t *cfg = req->ctx->config;
-    if (source->type == JV_OBJECT && jv_get(source, "$file")) {
-        const infer_file_t *f = &p->files[(size_t)jv_get(source, "$file")->u.number.value];
-        in->image = (const unsigned char *)f->bytes.data;
-        in->len = f->bytes.len;
+    const infer_file_t *file = NULL;
+    for (size_t i = 0; i < p->nfiles && !file; i++)
+        if (p->files[i].marker == source)
+            file = &p->files[i];
+    if (file) {
+        in->image = (const unsigned char *)file->bytes.data;
+        in->len = file->bytes.len;
     } else if (source->type == JV_STRING && source->u.string.len > 0) {
         const char *s = source->u.string.ptr;
         if (fetch_is_url(s)) {

@@ -256,6 +256,8 @@ def test_request_shape_errors(stack, half_plus_two):
         ({"inputs": [{"image": {"source": src}}], "outputs": ["y:0"]}, "outputs"),
         ({"inputs": [{"image": {"source": src, "crop_uniform_background": True}}]},
          "inputs[0].image.crop_uniform_background"),
+        # An object is not a source, whatever it holds.
+        ({"inputs": [{"image": {"source": {"$file": 1000000}}}]}, "inputs[0].image.source"),
     ]
     for body, field in cases:
         assert_error(hi.post_inference_json(stack, nid, body), 400, fields=[field])
