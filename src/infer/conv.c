@@ -55,6 +55,15 @@ bool kernel_window(pad_mode_t mode, int64_t in, int64_t k, int64_t stride, int64
     return *out > 0;
 }
 
+/* rows x n floats, each row a copy of v. */
+void kernel_fill_rows(float *dst, const float *v, size_t rows, size_t n)
+{
+    for (size_t r = 0; r < rows; r++)
+        memcpy(dst + r * n, v, n * sizeof(float));
+}
+
+#define fill_rows kernel_fill_rows
+
 /* The geometry shared by convolutions and pools. */
 typedef struct geom {
     bool nchw;
@@ -206,11 +215,18 @@ bool kernel_conv2d(kernel_args_t *a)
     size_t ohw = (size_t)(g.oh * g.ow);
     const float *w = ir_f32(f);
     bool ok = true;
+    /* a fused BiasAdd: start every output row from the bias and let sgemm
+     * add to it, instead of zeroing the output */
+    bool acc = a->bias && a->bias_count == O && !g.nchw;
+    if (acc) {
+        fill_rows(out, a->bias, (size_t)g.n * ohw, O);
+        a->bias_used = true;
+    }
     if (ohw == 0 || O == 0) {
         /* nothing */
     } else if (g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.ph == 0 && g.pw == 0 &&
                g.oh == g.h && g.ow == g.w) {
-        kernel_sgemm(false, false, (size_t)g.n * ohw, O, C, in, C, w, O, out, O, false);
+        kernel_sgemm(false, false, (size_t)g.n * ohw, O, C, in, C, w, O, out, O, acc);
     } else {
         size_t row_floats = (size_t)g.ow * K;
         size_t band = row_floats ? CONV_COL_MAX_FLOATS / row_floats : 1;
@@ -242,7 +258,7 @@ bool kernel_conv2d(kernel_args_t *a)
                             }
                     float *dst = out + ((size_t)n * ohw + (size_t)oy0 * (size_t)g.ow) * O;
                     kernel_sgemm(false, false, (size_t)rows * (size_t)g.ow, O, K, col, K, w, O, dst,
-                                 O, false);
+                                 O, acc);
                 }
             }
             free(col);
@@ -280,11 +296,16 @@ KERNEL_SIMD bool kernel_depthwise(kernel_args_t *a)
     }
     const float *w = ir_f32(f);
     size_t W = (size_t)g.w, OW = (size_t)g.ow;
+    const float *bias = a->bias && a->bias_count == OC && !g.nchw ? a->bias : NULL;
+    a->bias_used = bias != NULL;
     for (int64_t n = 0; n < g.n; n++) {
         const float *img = in + (size_t)n * (size_t)g.h * W * C;
         for (int64_t oy = 0; oy < g.oh; oy++) {
             float *orow = out + (((size_t)n * (size_t)g.oh + (size_t)oy) * OW) * OC;
-            memset(orow, 0, OW * OC * sizeof(float));
+            if (bias)
+                fill_rows(orow, bias, OW, OC);
+            else
+                memset(orow, 0, OW * OC * sizeof(float));
             for (int64_t ky = 0; ky < g.kh; ky++) {
                 int64_t iy = oy * g.sh + ky * g.dh - g.ph;
                 if (iy < 0 || iy >= g.h)

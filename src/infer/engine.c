@@ -51,6 +51,8 @@ typedef struct enode {
     ir_value_t *value;     /* Const or restored variable */
     const char *var_error; /* why a variable has no value */
     int depth;             /* inlining depth */
+    int32_t bias_add;      /* the BiasAdd that alone reads output 0 of this
+                            * Conv2D / depthwise / MatMul, or -1 */
 } enode_t;
 
 struct infer_model {
@@ -463,6 +465,47 @@ static bool read_file(const char *path, unsigned char **data, size_t *len, nn_er
     return true;
 }
 
+static bool channels_last(const enode_t *n)
+{
+    const ir_attr_t *df = ir_attr(&n->ir, "data_format");
+    return !df || df->kind != IR_ATTR_S || strcmp(df->s, "NHWC") == 0;
+}
+
+/* Marks each Conv2D / DepthwiseConv2dNative / MatMul whose output 0 has a
+ * single reader in the whole graph, a channels-last BiasAdd with a constant
+ * float bias: the run adds that bias inside the convolution when nobody
+ * fetches the convolution's own output. */
+static void find_bias_adds(infer_model_t *m)
+{
+    uint8_t *readers = calloc(m->nnodes ? m->nnodes : 1, 1);
+    for (size_t i = 0; i < m->nnodes; i++)
+        m->nodes[i].bias_add = -1;
+    if (!readers)
+        return; /* an optimization only */
+    for (size_t i = 0; i < m->nnodes; i++)
+        for (size_t j = 0; j < m->nodes[i].nin; j++) {
+            int32_t src = m->nodes[i].in_node[j];
+            if (m->nodes[i].in_index[j] != 0)
+                readers[src] = 2; /* another output is read: no */
+            else if (readers[src] < 2)
+                readers[src]++;
+        }
+    for (size_t i = 0; i < m->nnodes; i++) {
+        enode_t *b = &m->nodes[i];
+        if (strcmp(b->ir.op, "BiasAdd") != 0 || b->nin != 2 || b->in_index[0] != 0 ||
+            !channels_last(b))
+            continue;
+        const enode_t *c = &m->nodes[b->in_node[0]], *bias = &m->nodes[b->in_node[1]];
+        if (readers[b->in_node[0]] != 1 || !bias->value || bias->value->kind != IR_F32 ||
+            bias->value->ndims != 1 || !channels_last(c))
+            continue;
+        if (strcmp(c->ir.op, "Conv2D") == 0 || strcmp(c->ir.op, "DepthwiseConv2dNative") == 0 ||
+            strcmp(c->ir.op, "MatMul") == 0)
+            m->nodes[b->in_node[0]].bias_add = (int32_t)i;
+    }
+    free(readers);
+}
+
 static bool resolve_inputs(infer_model_t *m, nn_error_t *err)
 {
     size_t slot = 0;
@@ -531,6 +574,7 @@ static bool resolve_inputs(infer_model_t *m, nn_error_t *err)
                                     m->nodes[i].ir.name, (int)m->nodes[i].in_index[j], src->ir.name,
                                     src->ir.op, src->nout);
         }
+    find_bias_adds(m);
     for (size_t i = 0; i < m->nnodes; i++) {
         m->nodes[i].slot = slot;
         slot += m->nodes[i].nout ? m->nodes[i].nout : 1;
@@ -866,6 +910,7 @@ static bool resolve_tensor(const infer_model_t *m, arena_t *arena, const char *w
 
 typedef struct run {
     size_t live, peak; /* before slots: buffers point at live */
+    uint8_t *fused;    /* BiasAdd nodes whose bias was added already */
     slot_t *slots;
     size_t nslots;
     int32_t *order;
@@ -880,6 +925,7 @@ static void run_free(run_t *r)
         for (size_t i = 0; i < r->nslots; i++)
             slot_release(&r->slots[i]);
     free(r->slots);
+    free(r->fused);
     free(r->order);
     free(r->mark);
     free(r->stack);
@@ -930,8 +976,22 @@ static bool run_node(const infer_model_t *m, run_t *r, const enode_t *n, nn_erro
     for (size_t j = 0; j < n->nin; j++)
         inp[j] = &r->slots[m->nodes[n->in_node[j]].slot + (size_t)n->in_index[j]].v;
     kernel_ctx_t kc = {m, n, r->slots, &r->live, &r->peak};
-    kernel_args_t a = {&kc, &n->ir, inp, n->nin, outs, n->nout, err};
-    bool ok = n->kernel->fn(&a);
+    kernel_args_t a = {&kc, &n->ir, inp, n->nin, outs, n->nout, err, NULL, 0, false};
+    bool ok;
+    if (r->fused[n - m->nodes]) {
+        /* the bias is in the input already */
+        kernel_alias(&a, 0, 0, inp[0]->dims, inp[0]->ndims);
+        ok = true;
+    } else {
+        if (n->bias_add >= 0 && r->slots[n->slot].uses == 1) {
+            const ir_value_t *bv = m->nodes[m->nodes[n->bias_add].in_node[1]].value;
+            a.bias = ir_f32(bv);
+            a.bias_count = bv->count;
+        }
+        ok = n->kernel->fn(&a);
+        if (ok && a.bias_used)
+            r->fused[n->bias_add] = 1;
+    }
     for (size_t i = 0; ok && i < n->nout; i++)
         r->slots[n->slot + i].v = outs[i];
     if (inp != inp_small) {
@@ -959,12 +1019,13 @@ bool infer_run_stats(const infer_model_t *model, arena_t *arena, const nn_tensor
     r.slots = calloc(m->nslots ? m->nslots : 1, sizeof(slot_t));
     r.order = malloc((m->nnodes + 1) * sizeof(int32_t));
     r.mark = calloc(m->nnodes + 1, 1);
+    r.fused = calloc(m->nnodes + 1, 1);
     r.stack = malloc((m->nnodes + 1) * sizeof(int32_t));
     r.stack_pos = malloc((m->nnodes + 1) * sizeof(size_t));
     int32_t *fetch_node = arena_alloc(arena, (nfetches + 1) * sizeof(int32_t));
     size_t *fetch_index = arena_alloc(arena, (nfetches + 1) * sizeof(size_t));
     bool ok = false;
-    if (!r.slots || !r.order || !r.mark || !r.stack || !r.stack_pos || !fetch_node || !fetch_index) {
+    if (!r.slots || !r.fused || !r.order || !r.mark || !r.stack || !r.stack_pos || !fetch_node || !fetch_index) {
         nn_error_oom(err);
         goto done;
     }

@@ -1183,12 +1183,18 @@ static bool k_matmul(kernel_args_t *a)
         return false;
     if (m == 0 || n == 0)
         return true;
+    bool acc = a->bias && a->bias_count == n;
+    if (acc) {
+        kernel_fill_rows(ir_f32(&a->out[0]), a->bias, m, n);
+        a->bias_used = true;
+    }
     if (k == 0) {
-        memset(a->out[0].data, 0, m * n * sizeof(float));
+        if (!acc)
+            memset(a->out[0].data, 0, m * n * sizeof(float));
         return true;
     }
     kernel_sgemm(ta, tb, m, n, k, ir_f32(x), (size_t)x->dims[1], ir_f32(w), (size_t)w->dims[1],
-                 ir_f32(&a->out[0]), n, false);
+                 ir_f32(&a->out[0]), n, acc);
     return true;
 }
 

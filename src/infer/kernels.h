@@ -30,6 +30,14 @@ typedef struct kernel_args {
     ir_value_t *out; /* nout outputs to fill */
     size_t nout;
     nn_error_t *err;
+    /* Conv2D, DepthwiseConv2dNative and MatMul only: when not NULL, the
+     * bias of the BiasAdd that alone reads this output (bias_count values,
+     * one per output channel).  A kernel that adds it to its result (one
+     * pass less over the activations, and no zeroing of the output) sets
+     * bias_used; the runner then skips that BiasAdd. */
+    const float *bias;
+    size_t bias_count;
+    bool bias_used;
 } kernel_args_t;
 
 typedef bool (*kernel_fn)(kernel_args_t *a);
@@ -72,6 +80,9 @@ bool kernel_need_f32(kernel_args_t *a, size_t j);
  * C[m x n] = A[m x k] * B[k x n] (+ C when accumulate). */
 void kernel_sgemm(bool trans_a, bool trans_b, size_t m, size_t n, size_t k, const float *A,
                   size_t lda, const float *B, size_t ldb, float *C, size_t ldc, bool accumulate);
+
+/* rows x n floats at dst, each row a copy of the n floats at v. */
+void kernel_fill_rows(float *dst, const float *v, size_t rows, size_t n);
 
 /* Conv kernels (conv.c). */
 bool kernel_conv2d(kernel_args_t *a);

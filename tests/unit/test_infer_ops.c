@@ -1137,6 +1137,77 @@ static void test_liveness(void **state)
     arena_destroy(arena);
 }
 
+/* A BiasAdd that alone reads a Conv2D / depthwise / MatMul is added
+ * inside it, unless the convolution's own output is fetched too: both
+ * ways give conv + bias, and the fetched convolution has no bias. */
+static void test_bias_fusion(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *op;
+        int64_t kh, mult;
+    } cases[] = {{"Conv2D", 1, 3}, {"Conv2D", 3, 3}, {"DepthwiseConv2dNative", 3, 1}, {"MatMul", 0, 3}};
+    arena_t *arena = arena_create(0);
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        bool mm = cases[c].kh == 0;
+        float xs[5 * 5 * 2], fs[3 * 3 * 2 * 3], bs[3] = {0.5f, -1, 2};
+        for (size_t i = 0; i < 50; i++)
+            xs[i] = (float)(i % 7) - 3;
+        for (size_t i = 0; i < 54; i++)
+            fs[i] = (float)(i % 5) * 0.5f - 1;
+        int64_t xd4[4] = {1, 5, 5, 2}, xd2[2] = {5, 10};
+        int64_t fd[4] = {cases[c].kh, cases[c].kh, 2, cases[c].mult}, fd2[2] = {10, 3};
+        /* output channels: the filter's 3 for Conv2D and MatMul, 2 x 1 for
+         * the depthwise convolution */
+        int64_t bd[1] = {strcmp(cases[c].op, "DepthwiseConv2dNative") == 0 ? 2 : 3};
+        nn_tensor_t in = mm ? tensor("x", xd2, 2, xs) : tensor("x", xd4, 4, xs);
+        nn_tensor_t both[2], alone;
+        for (int pass = 0; pass < 2; pass++) {
+            memset(&g_graph, 0, sizeof g_graph);
+            placeholder("x");
+            if (mm)
+                const_f("f", fd2, 2, fs, 30);
+            else
+                const_f("f", fd, 4, fs, (size_t)(fd[0] * fd[1] * 2 * fd[3]));
+            const_f("b", bd, 1, bs, (size_t)bd[0]);
+            nb_t n = node("c", cases[c].op);
+            input(&n, "x");
+            input(&n, "f");
+            if (!mm) {
+                attr_s(&n, "padding", "SAME");
+                int64_t st[4] = {1, 1, 1, 1};
+                attr_ints(&n, "strides", st, 4);
+            }
+            add(&n);
+            n = node("y", "BiasAdd");
+            input(&n, "c");
+            input(&n, "b");
+            add(&n);
+            pbuf_t mg = {0}, sm = {0};
+            msg(&mg, 2, &g_graph);
+            msg(&sm, 2, &mg);
+            infer_model_t *m = NULL;
+            nn_error_t err;
+            nn_error_init(&err);
+            assert_true(infer_model_parse(sm.p, sm.n, false, &m, &err));
+            free(sm.p);
+            const char *f2[2] = {"c", "y"};
+            bool ok = pass == 0 ? infer_run(m, arena, &in, 1, f2, 2, both, &err)
+                                : infer_run(m, arena, &in, 1, &f2[1], 1, &alone, &err);
+            if (!ok)
+                fail_msg("%s: %s", cases[c].op, err.message);
+            infer_model_free(m);
+        }
+        size_t ch = (size_t)bd[0];
+        assert_int_equal(both[1].count, alone.count);
+        for (size_t i = 0; i < alone.count; i++) {
+            assert_float_equal(both[1].data[i], both[0].data[i] + bs[i % ch], 1e-5);
+            assert_float_equal(alone.data[i], both[1].data[i], 1e-5);
+        }
+    }
+    arena_destroy(arena);
+}
+
 /* every op of the kernel table is found (the table is searched by
  * bisection: this catches an entry out of order) */
 static void test_supported_ops(void **state)
@@ -1240,6 +1311,7 @@ int main(void)
         cmocka_unit_test(test_pbtxt_and_functions),
         cmocka_unit_test(test_supported_ops),
         cmocka_unit_test(test_liveness),
+        cmocka_unit_test(test_bias_fusion),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     free(g_graph.p);
