@@ -23,6 +23,7 @@ import json
 import uuid
 
 import pytest
+import requests
 
 import helpers_infer as hi
 from nnreg_client import MODELS, assert_error, assert_json
@@ -307,3 +308,53 @@ def test_unsupported_op_is_a_400_naming_it(stack, half_plus_two):
                                                       output_tensors=["save/SaveV2"]),
                         400, "unsupported_op")
     assert "SaveV2" in body["error"]
+
+
+def test_unexpected_file_part_and_unsupported_body(stack, half_plus_two):
+    png = hi.png_bytes(1, 1, [[3]], grey=True)
+    resp = requests.post(stack.url("networks/%d/inference" % half_plus_two["id"]),
+                         files={"inputs[0]image.source": ("a.png", png),
+                                "saved_model.pb": ("saved_model.pb", b"x")},
+                         headers={"X-API-KEY": stack.api_key}, timeout=60)
+    assert_error(resp, 400, "unexpected_file")
+    resp = requests.post(stack.url("networks/%d/inference" % half_plus_two["id"]),
+                         data=b"inputs=x", timeout=60,
+                         headers={"X-API-KEY": stack.api_key,
+                                  "Content-Type": "application/x-www-form-urlencoded"})
+    assert_error(resp, 415, "unsupported_media_type")
+    assert no_request_rows(stack)
+
+
+def test_body_over_the_limit_is_413(stack, half_plus_two):
+    """NNREG_INFER_MAX_REQUEST_BYTES (32 MiB by default), from Content-Length."""
+    body = b"{" + b" " * (33 * 1024 * 1024) + b"}"
+    resp = requests.post(stack.url("networks/%d/inference" % half_plus_two["id"]), data=body,
+                         headers={"X-API-KEY": stack.api_key,
+                                  "Content-Type": "application/json"}, timeout=120)
+    assert_error(resp, 413, "body_too_large")
+    assert no_request_rows(stack)
+
+
+def test_pending_cap_is_429(stack, tenant, half_plus_two):
+    """NNREG_INFER_MAX_PENDING (256) pending inference tasks of one
+    organization: the next request is refused with Retry-After, and other
+    organizations are not affected.  The pending tasks are held by a claim
+    nobody will finish, so that nnreg-inferd leaves them alone."""
+    stack.sql("UPDATE networks SET is_public = true WHERE id = %d" % half_plus_two["id"])
+    org = stack.sql_value("SELECT org_id FROM api_keys WHERE app_id = '%s'" % tenant["app_id"])
+    try:
+        stack.sql("INSERT INTO tasks (org_id, network_id, kind, name, owner, lease_until) "
+                  "SELECT %s, %d, 'inference', 'held by e2e', 'e2e', "
+                  "clock_timestamp() + interval '1 hour' FROM generate_series(1, 256)"
+                  % (org, half_plus_two["id"]))
+        png = hi.png_bytes(1, 1, [[3]], grey=True)
+        resp = hi.post_inference_like_client(stack, half_plus_two["id"], png,
+                                             api_key=tenant["api_key"])
+        body = assert_error(resp, 429, "too_many_pending")
+        assert resp.headers.get("Retry-After") == "5"
+        assert "256" in body["error"]
+        run_ok(stack, hi.post_inference_like_client(stack, half_plus_two["id"], png))
+    finally:
+        stack.sql("DELETE FROM tasks WHERE name = 'held by e2e' AND org_id = %s" % org)
+        stack.sql("UPDATE networks SET is_public = false WHERE id = %d" % half_plus_two["id"])
+    assert no_request_rows(stack)
