@@ -7,6 +7,7 @@
 
 #include "fcgi/supervisor.h"
 #include "fcgi/worker.h"
+#include "image/fetch.h"
 #include "util/config.h"
 #include "util/log.h"
 
@@ -41,6 +42,12 @@ int main(int argc, char **argv)
         return 2;
     }
     log_init("nnreg-fcgi", config.log_level);
+    /* Inference requests fetch URL sources: libcurl's global state is set
+     * up once, before any worker is forked. */
+    if (!fetch_global_init()) {
+        log_error("libcurl cannot start");
+        return 1;
+    }
     if (stdin_is_listening_socket())
         return worker_run(&config, 0);
     return supervisor_run(&config, argc, argv);

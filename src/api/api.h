@@ -31,6 +31,8 @@ bool api_networks_patch(nn_request_t *req);
 bool api_networks_put(nn_request_t *req);
 bool api_networks_delete(nn_request_t *req);
 bool api_networks_graph(nn_request_t *req);
+/* POST /networks/{id}/inference (api/inference.c): queues an inference task. */
+bool api_networks_inference(nn_request_t *req);
 bool api_tasks_get(nn_request_t *req);
 bool api_tasks_list(nn_request_t *req);
 bool api_health(nn_request_t *req);

@@ -19,6 +19,7 @@ const route_t api_routes[] = {
     {"PUT", "/networks/{}", api_networks_put, ROUTE_AUTH},
     {"DELETE", "/networks/{}", api_networks_delete, ROUTE_AUTH},
     {"GET", "/networks/{}/graph", api_networks_graph, ROUTE_AUTH},
+    {"POST", "/networks/{}/inference", api_networks_inference, ROUTE_AUTH},
     {"GET", "/tasks", api_tasks_list, ROUTE_AUTH},
     {"GET", "/tasks/{}", api_tasks_get, ROUTE_AUTH_IN_HANDLER},
     /* No key: nginx serves it to loopback only (nginx/nnreg.conf.in). */

@@ -13,6 +13,8 @@
 #include "api/validate.h"
 #include "http/formkey.h"
 #include "http/multipart.h"
+#include "infer/blocked.h"
+#include "infer/engine.h"
 #include "model/graph.h"
 #include "store/blob.h"
 #include "store/filetype.h"
@@ -359,6 +361,71 @@ static const char *graph_json(nn_request_t *req, const graph_summary_t *graph)
     return buf_cstr(b);
 }
 
+/* A PostgreSQL array literal of text items (NULL items are SQL NULL). */
+static const char *pg_text_array(arena_t *arena, const char *const *items, size_t n)
+{
+    nn_buf_t b;
+    buf_init(&b, arena);
+    buf_append_char(&b, '{');
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            buf_append_char(&b, ',');
+        if (!items[i]) {
+            buf_append_str(&b, "NULL");
+            continue;
+        }
+        buf_append_char(&b, '"');
+        for (const char *p = items[i]; *p; p++) {
+            if (*p == '"' || *p == '\\')
+                buf_append_char(&b, '\\');
+            buf_append_char(&b, *p);
+        }
+        buf_append_char(&b, '"');
+    }
+    buf_append_char(&b, '}');
+    return buf_cstr(&b);
+}
+
+/* The graph's nodes as network_nodes wants them (sql/003_inference.sql):
+ * four parallel array literals, name, op, blocked op, blocked node. */
+typedef struct node_rows {
+    const char *names, *ops, *blocked_ops, *blocked_nodes;
+} node_rows_t;
+
+static bool node_rows_build(nn_request_t *req, const graph_summary_t *graph,
+                            const validated_create_t *net, node_rows_t *rows)
+{
+    arena_t *arena = req->arena;
+    const char **fed = arena_calloc(arena, net->ninputs + 1, sizeof(*fed));
+    if (!fed)
+        return nn_error_oom(&req->err);
+    for (size_t i = 0; i < net->ninputs; i++)
+        fed[i] = net->inputs[i].name;
+    const graph_node_t **blocked;
+    if (!blocked_compute(arena, graph, infer_op_supported, fed, net->ninputs, &blocked, &req->err))
+        return false;
+    size_t n = graph->nnodes;
+    const char **names = arena_calloc(arena, n + 1, sizeof(*names));
+    const char **ops = arena_calloc(arena, n + 1, sizeof(*ops));
+    const char **bops = arena_calloc(arena, n + 1, sizeof(*bops));
+    const char **bnodes = arena_calloc(arena, n + 1, sizeof(*bnodes));
+    if (!names || !ops || !bops || !bnodes)
+        return nn_error_oom(&req->err);
+    for (size_t i = 0; i < n; i++) {
+        names[i] = graph->nodes[i].name;
+        ops[i] = graph->nodes[i].op;
+        bops[i] = blocked[i] ? blocked[i]->op : NULL;
+        bnodes[i] = blocked[i] ? blocked[i]->name : NULL;
+    }
+    rows->names = pg_text_array(arena, names, n);
+    rows->ops = pg_text_array(arena, ops, n);
+    rows->blocked_ops = pg_text_array(arena, bops, n);
+    rows->blocked_nodes = pg_text_array(arena, bnodes, n);
+    if (!rows->names || !rows->ops || !rows->blocked_ops || !rows->blocked_nodes)
+        return nn_error_oom(&req->err);
+    return true;
+}
+
 /* Location and ETag of a created network. */
 static bool set_created_headers(nn_request_t *req, long long id, const char *version)
 {
@@ -399,7 +466,7 @@ static bool replay_idempotent(nn_request_t *req, const char *org, const char *ke
 
 /* Stores blobs and rows in one transaction; fills the response. */
 static bool store_network(create_ctx_t *c, const validated_create_t *net, const char *graph,
-                          const char *idem_key)
+                          const node_rows_t *nodes, const char *idem_key)
 {
     nn_request_t *req = c->req;
     db_t *db = req->ctx->db;
@@ -446,6 +513,10 @@ static bool store_network(create_ctx_t *c, const validated_create_t *net, const 
         if (!db_exec(db, req->arena, "network_file_insert", 6, params, NULL, &req->err))
             goto fail;
     }
+    const char *nodeparams[] = {network_id, nodes->names, nodes->ops, nodes->blocked_ops,
+                                nodes->blocked_nodes};
+    if (!db_exec(db, req->arena, "network_nodes_insert", 5, nodeparams, NULL, &req->err))
+        goto fail;
     const char *jparams[] = {network_id};
     res = db_exec(db, req->arena, "network_json", 1, jparams, NULL, &req->err);
     if (!res)
@@ -583,5 +654,8 @@ bool api_networks_create(nn_request_t *req)
     const char *summary = graph_json(req, &graph);
     if (!summary)
         return nn_error_oom(&req->err);
-    return store_network(c, &net, summary, idem_key);
+    node_rows_t nodes = {0};
+    if (!node_rows_build(req, &graph, &net, &nodes))
+        return false;
+    return store_network(c, &net, summary, &nodes, idem_key);
 }

@@ -53,9 +53,13 @@
      ") END, " LIST_PAGE(keys, order, vorder, LIST_FILTER, "$4", "$5"),                       \
      5, DB_RETRY_SAFE}
 
-/* Tasks visible to organization $2: its own, and those of public networks. */
+/* Tasks visible to organization $2: its own, and the deployments of public
+ * networks.  An inference task is its sender's alone, whatever network it
+ * ran on: its images and results belong to the organization that sent
+ * them, not to everyone who may read the public network. */
 #define VISIBLE_TASK                                                                          \
-    "(t.org_id = $2 OR EXISTS (SELECT 1 FROM networks n WHERE n.id = t.network_id AND n.is_public))"
+    "(t.org_id = $2 OR (t.kind = 'deploy' AND EXISTS (SELECT 1 FROM networks n "            \
+    "WHERE n.id = t.network_id AND n.is_public)))"
 
 const db_statement_t api_statements[] = {
     {"health", "SELECT 1", 0, DB_RETRY_SAFE},
@@ -109,6 +113,10 @@ const db_statement_t api_statements[] = {
      "INSERT INTO network_files (network_id, name, sha256, size, type, position) "
      "VALUES ($1, $2, $3, $4, $5, $6)",
      6, DB_RUN_ONCE},
+    {"network_nodes_insert",
+     "INSERT INTO network_nodes (network_id, name, op, blocked_op, blocked_node) "
+     "SELECT $1, u.* FROM unnest($2::text[], $3::text[], $4::text[], $5::text[]) u",
+     5, DB_RUN_ONCE},
     {"network_json", "SELECT " NETWORK_JSON("n") "::text, n.version FROM networks n WHERE n.id = $1",
      1, DB_RETRY_SAFE},
 
@@ -147,10 +155,47 @@ const db_statement_t api_statements[] = {
     {"task_get_auth",
      "SELECT k.org_id, k.app_id, k.key_hash, j.body FROM api_keys k "
      "LEFT JOIN LATERAL (SELECT nnreg_task_json(t)::text AS body FROM tasks t WHERE t.id = $2 "
-     "AND (t.org_id = k.org_id OR EXISTS (SELECT 1 FROM networks n WHERE n.id = t.network_id "
-     "AND n.is_public))) j ON true "
+     "AND (t.org_id = k.org_id OR (t.kind = 'deploy' AND EXISTS (SELECT 1 FROM networks n "
+     "WHERE n.id = t.network_id AND n.is_public)))) j ON true "
      "WHERE k.key_hash = $1 AND k.revoked_at IS NULL",
      2, DB_RETRY_SAFE},
+    /* Inference (api/inference.c).  $1 network, $2 org: the network with
+     * its deployment's state and whether its nodes were recorded. */
+    {"inference_network",
+     "SELECT n.preprocessing::text, n.postprocessings::text, t.id, t.status, t.error, "
+     "EXISTS (SELECT 1 FROM network_nodes nn WHERE nn.network_id = n.id) "
+     "FROM networks n LEFT JOIN tasks t ON t.id = n.task_id "
+     "WHERE n.id = $1 AND " VISIBLE_NETWORK,
+     2, DB_RETRY_SAFE},
+    {"inference_nodes",
+     "SELECT name, blocked_op, blocked_node FROM network_nodes "
+     "WHERE network_id = $1 AND name = ANY($2::text[])",
+     2, DB_RETRY_SAFE},
+    {"inference_node_names", "SELECT name FROM network_nodes WHERE network_id = $1", 1, DB_RETRY_SAFE},
+    /* One statement, so one round trip and one commit: $1 org, $2
+     * network, $3 output tensors, $4 the pending cap, $5
+     * synchronous_commit for the transaction, $6 the images (bytea[]), $7
+     * their bboxes (jsonb[], NULL elements for none).  The task, its
+     * request and inputs, and the wake-up (sent at commit).  No row when
+     * the organization is at its pending cap. */
+    {"inference_insert",
+     "WITH sc AS (SELECT set_config('synchronous_commit', $5, true) AS v), "
+     "ok AS (SELECT sc.v IS NOT NULL AND (SELECT count(*) FROM tasks "
+     "WHERE org_id = $1::bigint AND status = 'pending' AND kind = 'inference') < $4::bigint "
+     "AS ok FROM sc), "
+     "t AS (INSERT INTO tasks (org_id, network_id, kind, name) "
+     "SELECT $1::bigint, $2::bigint, 'inference', 'inference on network ' || $2::bigint "
+     "FROM ok WHERE ok.ok RETURNING id), "
+     "r AS (INSERT INTO inference_requests (task_id, network_id, output_tensors) "
+     "SELECT t.id, $2::bigint, $3::text[] FROM t RETURNING task_id), "
+     "i AS (INSERT INTO inference_inputs (task_id, position, image, bbox) "
+     "SELECT r.task_id, u.ord - 1, u.image, u.bbox "
+     "FROM r, unnest($6::bytea[], $7::jsonb[]) WITH ORDINALITY AS u(image, bbox, ord) "
+     "RETURNING 1) "
+     "SELECT r.task_id, pg_notify('nnreg_inference', r.task_id::text), "
+     "(SELECT count(*) FROM i) FROM r",
+     7, DB_RUN_ONCE},
+
     /* $1 ids array, $2 org, $3 limit, $4 offset. */
     {"task_list",
      "SELECT (SELECT count(*) FROM tasks t WHERE t.id = ANY($1::bigint[]) AND " VISIBLE_TASK "), "

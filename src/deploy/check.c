@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "deploy/layout.h"
+#include "infer/engine.h"
 #include "model/bundle.h"
 #include "model/graph.h"
 #include "model/npy.h"
@@ -144,6 +145,66 @@ static bool check_graph(run_t *r, const char **detail)
     put(r, r->report, "op_count", jv_number_int(r->arena, ops ? (long long)ops->u.object.n : 0));
     *detail = arena_printf(r->arena, "%s, %zu nodes", f->name, r->graph.nnodes);
     return true;
+}
+
+/* 2b. The ops nnreg's engine does not run (infer_op_supported), with how
+ * many nodes use each.  Not a failure: TensorFlow Serving runs the network
+ * anyway, and the engine only needs the nodes a request's outputs depend
+ * on (a TF1 graph's saver ops, for one, are never run); an inference whose
+ * outputs need such an op is refused with a 400 naming it.  The check is
+ * marked "warning" and the ops are listed in the report's
+ * "unsupported_ops". */
+static void check_engine_ops(run_t *r, double started)
+{
+    size_t total = r->graph.nnodes + r->graph.nfunction_nodes;
+    const char **ops = arena_calloc(r->arena, total + 1, sizeof(*ops));
+    size_t *counts = arena_calloc(r->arena, total + 1, sizeof(*counts));
+    jv_t *list = jv_array(r->arena);
+    if (!ops || !counts || !list) {
+        r->oom = true;
+        return;
+    }
+    size_t n = 0;
+    for (size_t i = 0; i < total; i++) {
+        const char *op = i < r->graph.nnodes ? r->graph.nodes[i].op
+                                             : r->graph.function_ops[i - r->graph.nnodes];
+        if (!op || infer_op_supported(op))
+            continue;
+        size_t k = 0;
+        while (k < n && strcmp(ops[k], op) != 0)
+            k++;
+        if (k == n)
+            ops[n++] = op;
+        counts[k]++;
+    }
+    nn_buf_t b;
+    buf_init(&b, r->arena);
+    for (size_t k = 0; k < n; k++) {
+        jv_t *e = jv_object(r->arena);
+        if (!e) {
+            r->oom = true;
+            return;
+        }
+        put(r, e, "op", jv_cstring(r->arena, ops[k]));
+        put(r, e, "nodes", jv_number_int(r->arena, (long long)counts[k]));
+        if (!jv_append(r->arena, list, e))
+            r->oom = true;
+        buf_appendf(&b, "%s%s (%zu node%s)", k ? ", " : "", ops[k], counts[k],
+                    counts[k] == 1 ? "" : "s");
+    }
+    put(r, r->report, "unsupported_ops", list);
+    const char *detail =
+        n == 0 ? "the inference engine runs every op of the graph"
+               : arena_printf(r->arena,
+                              "the inference engine does not run %s; inference on outputs that "
+                              "need them is refused",
+                              buf_cstr(&b));
+    record_check(r, "engine_ops", true, started, detail ? detail : "");
+    if (n > 0) {
+        /* The entry just recorded: a warning, not an error. */
+        jv_t *last = r->checks->u.array.items[r->checks->u.array.n - 1];
+        put(r, last, "status", jv_cstring(r->arena, "warning"));
+    }
 }
 
 static const char *names_list(run_t *r, const char *const *names, size_t n)
@@ -382,6 +443,8 @@ bool deploy_run(arena_t *arena, const nn_config_t *config, const deploy_job_t *j
         case C_END: break;
         }
         record_check(&r, step_names[step], ok, t0, ok ? detail : err->message);
+        if (ok && step == C_GRAPH)
+            check_engine_ops(&r, now_ms());
     }
     put(&r, r.report, "duration_ms", jv_number(arena, (double)(long long)((now_ms() - started) * 1000) / 1000.0));
     if (r.oom && ok)

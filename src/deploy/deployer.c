@@ -1,7 +1,5 @@
 #include "deploy/deployer.h"
 
-#include <errno.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +10,7 @@
 #include <libpq-fe.h>
 
 #include "db/db.h"
+#include "db/taskq.h"
 #include "deploy/check.h"
 #include "deploy/layout.h"
 #include "json/jv.h"
@@ -21,6 +20,7 @@
 
 #define CHANNEL_DEPLOY "nnreg_deploy"
 #define CHANNEL_UNDEPLOY "nnreg_undeploy"
+static const char *const deployer_channels[] = {CHANNEL_DEPLOY, CHANNEL_UNDEPLOY, NULL};
 
 /* What an interrupted install left in the deploy directory is removed once
  * this old (an install at work on another host is younger), after every
@@ -28,32 +28,12 @@
 #define SWEEP_AGE_SECONDS 3600
 #define SWEEP_EVERY_SECONDS 3600
 
-/* The statements of the work connection.  A claim takes the oldest pending
- * task whose lease is free or expired; the owner/attempts pair then guards
- * every later write, so a deployer that lost its claim (it stalled past
- * the lease and another took over) can never overwrite the result. */
+/* The statements of the work connection: the shared claim / lease /
+ * finish (db/taskq.h), and what a deployment reads. */
 static const db_statement_t deployer_statements[] = {
-    {"claim",
-     "UPDATE tasks SET owner = $1, attempts = attempts + 1, "
-     "lease_until = clock_timestamp() + make_interval(secs => $2::integer) "
-     "WHERE id = (SELECT id FROM tasks WHERE status = 'pending' AND kind = 'deploy' "
-     "AND (lease_until IS NULL OR lease_until < clock_timestamp()) "
-     "ORDER BY id FOR UPDATE SKIP LOCKED LIMIT 1) "
-     "RETURNING id, network_id, attempts",
-     2, DB_RUN_ONCE},
-    {"extend",
-     "UPDATE tasks SET lease_until = clock_timestamp() + make_interval(secs => $4::integer) "
-     "WHERE id = $1 AND owner = $2 AND attempts = $3 AND status = 'pending' RETURNING id",
-     4, DB_RETRY_SAFE},
-    {"finish",
-     "UPDATE tasks SET status = $4, error = $5, data = $6::jsonb, lease_until = NULL, "
-     "update_date = clock_timestamp() "
-     "WHERE id = $1 AND owner = $2 AND attempts = $3 AND status = 'pending' RETURNING id",
-     6, DB_RUN_ONCE},
-    /* Whether a finish whose answer was lost committed (see finish()). */
-    {"task_state", "SELECT status FROM tasks WHERE id = $1 AND owner = $2 AND attempts = $3", 3,
+    TASKQ_STATEMENTS,
+    {"network", "SELECT preprocessing::text, postprocessings::text FROM networks WHERE id = $1", 1,
      DB_RETRY_SAFE},
-    {"network", "SELECT preprocessing::text, postprocessings::text FROM networks WHERE id = $1", 1, DB_RETRY_SAFE},
     {"files",
      "SELECT name, sha256, size FROM network_files WHERE network_id = $1 ORDER BY position", 1, DB_RETRY_SAFE},
     {"existing", "SELECT id FROM networks WHERE id = ANY($1::bigint[])", 1, DB_RETRY_SAFE},
@@ -74,7 +54,7 @@ static void on_term(int sig)
 typedef struct deployer {
     nn_config_t *config;
     db_t *db;
-    PGconn *listen;
+    taskq_listener_t *listen;
     char owner[160];
     bool need_reconcile;
     time_t last_sweep;
@@ -83,77 +63,21 @@ typedef struct deployer {
 typedef struct claim {
     deployer_t *d;
     arena_t *arena;
-    char task_id[24];
-    char attempts[16];
-    char lease[16];
-    double extended_at; /* monotonic seconds of the claim or last extension */
+    taskq_claim_t q;
+    const char *task_id; /* q.task_id */
 } claim_t;
 
-static double monotonic_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* Called between checks.  The lease is extended once a third of it has
- * gone by (a small network is deployed without a single extension, which
- * would each cost a commit); a claim can only have been lost after the
- * whole lease went by, so the check below still notices every loss. */
+/* Called between checks so that a long deployment keeps its lease. */
 static bool extend_lease(void *ctx)
 {
     claim_t *c = ctx;
-    double now = monotonic_seconds();
-    if (now - c->extended_at < (double)c->d->config->deploy_lease_seconds / 3.0)
-        return true;
-    nn_error_t err;
-    nn_error_init(&err);
-    const char *params[] = {c->task_id, c->d->owner, c->attempts, c->lease};
-    PGresult *res = db_exec(c->d->db, c->arena, "extend", 4, params, NULL, &err);
-    /* A database hiccup is not a lost claim: keep working, the final
-     * write is guarded anyway. */
-    if (!res)
-        return true;
-    if (PQntuples(res) != 1)
-        return false;
-    c->extended_at = now;
-    return true;
+    return taskq_extend(&c->q, c->arena);
 }
 
 static void finish(claim_t *c, const char *status, const char *error, const jv_t *report)
 {
-    nn_error_t err;
-    nn_error_init(&err);
     char *data = report ? jv_serialize(c->arena, report, NULL) : NULL;
-    const char *params[] = {c->task_id, c->d->owner, c->attempts, status, error, data};
-    PGresult *res = db_exec(c->d->db, c->arena, "finish", 6, params, NULL, &err);
-    if (!res && err.status == 503) {
-        /* The connection dropped: the write may have committed with only
-         * its answer lost.  Look first; write again only while the task
-         * is still pending under this claim (the write is guarded by the
-         * same claim, so it can never overwrite another deployer's). */
-        nn_error_t again;
-        nn_error_init(&again);
-        const char *sparams[] = {c->task_id, c->d->owner, c->attempts};
-        PGresult *st = db_exec(c->d->db, c->arena, "task_state", 3, sparams, NULL, &again);
-        if (st && PQntuples(st) == 1 && strcmp(db_value(st, 0, 0), status) == 0) {
-            log_info("task %s: %s (recorded before the connection dropped)", c->task_id, status);
-            return;
-        }
-        if (st && PQntuples(st) == 1 && strcmp(db_value(st, 0, 0), "pending") == 0) {
-            log_warn("task %s: connection lost while recording %s: writing it again",
-                     c->task_id, status);
-            nn_error_init(&err);
-            res = db_exec(c->d->db, c->arena, "finish", 6, params, NULL, &err);
-        }
-    }
-    if (!res)
-        log_error("task %s: could not record %s: %s", c->task_id, status, err.message);
-    else if (PQntuples(res) != 1)
-        log_warn("task %s: claim lost before the result was written; the result is dropped",
-                 c->task_id);
-    else
-        log_info("task %s: %s%s%s", c->task_id, status, error ? ": " : "", error ? error : "");
+    (void)taskq_finish(&c->q, c->arena, status, error, data);
 }
 
 /* Loads what the job needs; false with err set. */
@@ -194,22 +118,20 @@ static bool deploy_one(deployer_t *d)
     if (!arena)
         return false;
     claim_t c = {.d = d, .arena = arena};
-    snprintf(c.lease, sizeof(c.lease), "%lld", d->config->deploy_lease_seconds);
     nn_error_t err;
     nn_error_init(&err);
-    const char *params[] = {d->owner, c.lease};
-    c.extended_at = monotonic_seconds();
-    PGresult *res = db_exec(d->db, arena, "claim", 2, params, NULL, &err);
-    if (!res || PQntuples(res) != 1) {
-        if (!res)
+    if (!taskq_claim(d->db, arena, "deploy", d->owner, d->config->deploy_lease_seconds, true,
+                     &c.q, &err)) {
+        if (nn_error_is_set(&err))
             log_warn("claim failed: %s", err.message);
         arena_destroy(arena);
         return false;
     }
-    snprintf(c.task_id, sizeof(c.task_id), "%s", db_value(res, 0, 0));
-    snprintf(c.attempts, sizeof(c.attempts), "%s", db_value(res, 0, 2));
-    const char *network = db_value(res, 0, 1);
-    long long attempts = db_value_ll(res, 0, 2);
+    c.task_id = c.q.task_id;
+    char network_buf[24];
+    snprintf(network_buf, sizeof(network_buf), "%lld", c.q.network_id);
+    const char *network = c.q.has_network ? network_buf : NULL;
+    long long attempts = c.q.attempt;
     log_set_request_id(c.task_id);
     log_info("task %s: claimed (network %s, attempt %lld)", c.task_id, network ? network : "-",
              attempts);
@@ -307,77 +229,10 @@ static void undeploy(deployer_t *d, const char *payload)
     arena_destroy(arena);
 }
 
-/* The server's notices on the LISTEN connection (its FATAL before it
- * closes the connection, for one) go to the log, not raw to stderr. */
-static void listen_notice(void *arg, const char *message)
+static void on_notify(void *ctx, const char *channel, const char *payload)
 {
-    (void)arg;
-    char line[512];
-    log_warn("listen connection: %s", db_one_line(line, sizeof(line), message));
-}
-
-static bool listen_connect(deployer_t *d)
-{
-    if (d->listen && PQstatus(d->listen) == CONNECTION_OK)
-        return true;
-    if (d->listen)
-        PQfinish(d->listen);
-    d->listen = db_open(d->config->database_url, NULL);
-    char why[512];
-    if (!d->listen || PQstatus(d->listen) != CONNECTION_OK) {
-        log_warn("listen connection failed: %s",
-                 d->listen ? db_one_line(why, sizeof(why), PQerrorMessage(d->listen))
-                           : "out of memory");
-        if (d->listen)
-            PQfinish(d->listen);
-        d->listen = NULL;
-        return false;
-    }
-    PQsetNoticeProcessor(d->listen, listen_notice, NULL);
-    PGresult *res = PQexec(d->listen, "LISTEN " CHANNEL_DEPLOY "; LISTEN " CHANNEL_UNDEPLOY);
-    bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
-    PQclear(res);
-    if (!ok) {
-        log_warn("LISTEN failed: %s", db_one_line(why, sizeof(why), PQerrorMessage(d->listen)));
-        PQfinish(d->listen);
-        d->listen = NULL;
-        return false;
-    }
-    log_info("listening on %s and %s", CHANNEL_DEPLOY, CHANNEL_UNDEPLOY);
-    /* Notifications sent while nobody listened are lost: look at the
-     * table now, and tidy the deploy directory. */
-    d->need_reconcile = true;
-    return true;
-}
-
-/* Waits for a notification, the poll interval, or a signal; handles
- * undeploy notifications.  Returns after at most the poll interval. */
-static void wait_for_work(deployer_t *d)
-{
-    int timeout_ms = (int)d->config->deploy_poll_seconds * 1000;
-    if (!d->listen) {
-        struct timespec ts = {1, 0}; /* reconnect soon, not in a spin */
-        nanosleep(&ts, NULL);
-        return;
-    }
-    struct pollfd pfd = {.fd = PQsocket(d->listen), .events = POLLIN};
-    int n = poll(&pfd, 1, timeout_ms);
-    if (n < 0)
-        return; /* a signal */
-    if (!PQconsumeInput(d->listen)) {
-        char why[512];
-        log_warn("listen connection lost: %s",
-                 db_one_line(why, sizeof(why), PQerrorMessage(d->listen)));
-        PQfinish(d->listen);
-        d->listen = NULL;
-        return;
-    }
-    PGnotify *note;
-    while ((note = PQnotifies(d->listen))) {
-        if (strcmp(note->relname, CHANNEL_UNDEPLOY) == 0)
-            undeploy(d, note->extra);
-        PQfreemem(note);
-    }
+    if (strcmp(channel, CHANNEL_UNDEPLOY) == 0)
+        undeploy(ctx, payload);
 }
 
 /* SIGHUP, between two tasks: the settings are read again and both
@@ -403,11 +258,16 @@ static void reload(deployer_t *d, int argc, char **argv)
         log_error("reload refused: out of memory");
         return;
     }
+    taskq_listener_t *listen = taskq_listener_create(fresh.database_url, deployer_channels);
+    if (!listen) {
+        db_destroy(db);
+        log_error("reload refused: out of memory");
+        return;
+    }
     db_destroy(d->db);
     d->db = db;
-    if (d->listen)
-        PQfinish(d->listen);
-    d->listen = NULL;
+    taskq_listener_destroy(d->listen);
+    d->listen = listen;
     *d->config = fresh;
     log_set_level(fresh.log_level);
     log_info("reloaded (poll every %llds, lease %llds, deploy dir %s)",
@@ -431,14 +291,11 @@ int deployer_run(nn_config_t *config, int argc, char **argv)
         return 1;
     }
     deployer_t d = {.config = config};
-    char host[64] = "host";
-    gethostname(host, sizeof(host) - 1);
-    host[sizeof(host) - 1] = '\0';
-    snprintf(d.owner, sizeof(d.owner), "%s:%ld:%lx", host, (long)getpid(),
-             (unsigned long)time(NULL));
+    taskq_owner_name(d.owner, sizeof(d.owner));
+    d.listen = taskq_listener_create(config->database_url, deployer_channels);
     d.db = db_create(config->database_url, deployer_statements,
                      sizeof(deployer_statements) / sizeof(deployer_statements[0]));
-    if (!d.db) {
+    if (!d.db || !d.listen) {
         log_error("out of memory");
         return 1;
     }
@@ -449,7 +306,11 @@ int deployer_run(nn_config_t *config, int argc, char **argv)
             deployer_reload = 0;
             reload(&d, argc, argv);
         }
-        listen_connect(&d);
+        /* Notifications sent while nobody listened are lost: look at
+         * the table again after every new connection, and tidy the
+         * deploy directory. */
+        if (taskq_listener_connect(d.listen))
+            d.need_reconcile = true;
         if (d.need_reconcile)
             reconcile(&d);
         else if (time(NULL) - d.last_sweep >= SWEEP_EVERY_SECONDS) {
@@ -460,11 +321,10 @@ int deployer_run(nn_config_t *config, int argc, char **argv)
         while (!deployer_stopping && !deployer_reload && deploy_one(&d))
             ;
         if (!deployer_stopping && !deployer_reload)
-            wait_for_work(&d);
+            taskq_listener_wait(d.listen, (int)config->deploy_poll_seconds * 1000, on_notify, &d);
     }
     log_info("deployer stopping");
-    if (d.listen)
-        PQfinish(d.listen);
+    taskq_listener_destroy(d.listen);
     db_destroy(d.db);
     return 0;
 }

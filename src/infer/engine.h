@@ -37,6 +37,13 @@ typedef struct infer_model infer_model_t;
 bool infer_model_load(const char *version_dir, infer_model_t **out, nn_error_t *err)
     __attribute__((warn_unused_result));
 
+/* The same from the bytes of a saved_model.pb (text false) or
+ * saved_model.pbtxt (text true) in memory, without variables (a variable
+ * node then fails the runs that need it): for tests and fuzzing.  data is
+ * not kept. */
+bool infer_model_parse(const unsigned char *data, size_t len, bool text, infer_model_t **out,
+                       nn_error_t *err) __attribute__((warn_unused_result));
+
 void infer_model_free(infer_model_t *model);
 
 /* Bytes the loaded model holds (weights, graph), for a memory cap. */
@@ -45,10 +52,44 @@ size_t infer_model_bytes(const infer_model_t *model);
 /* Runs the model: feeds are matched to nodes by name ("name" or
  * "name:0"); each fetch is a node name with an optional ":N".  out
  * receives nfetch tensors, in fetch order, each named "node:N"; their
- * memory is in arena (as is every intermediate buffer of the run). */
+ * memory is in arena.  Intermediate buffers are malloc'd, freed as soon as
+ * their last reader has run (so a run holds its live set, not the whole
+ * graph) and always freed before infer_run returns; results are copied
+ * into arena (int32 / int64 results, such as a Shape, converted to float).
+ * A feed replaces the node it names (nothing upstream of it runs); a
+ * Placeholder with a declared shape checks the feed's (-1 matches any
+ * size); a PlaceholderWithDefault not fed takes its default.  Feed data is
+ * only read.  Bad graphs can ask for any shape: a tensor over 1 GiB is a
+ * 400 "invalid_input". */
 bool infer_run(const infer_model_t *model, arena_t *arena, const nn_tensor_t *feeds, size_t nfeeds,
                const char *const *fetches, size_t nfetches, nn_tensor_t *out, nn_error_t *err)
     __attribute__((warn_unused_result));
+
+/* The OpenBLAS kernel set in use ("SkylakeX", "Haswell", "Prescott"...),
+ * for logs: convolutions and matrix products run 2-3x slower on the
+ * generic "Prescott" set. */
+const char *infer_blas_core(void);
+
+/* What OPENBLAS_CORETYPE should say on this CPU when OpenBLAS's own
+ * detection fell back to its generic kernels (Debian's 0.3.21 does so on
+ * CPUs newer than it knows, such as Sapphire Rapids): "SkylakeX" when the
+ * CPU has AVX-512, "Haswell" with AVX2 and FMA; NULL when the detection
+ * worked, OPENBLAS_CORETYPE is already set, or nothing better exists.
+ * OpenBLAS reads the variable when it is loaded, before main(): a program
+ * sets it and re-executes itself, or its service definition sets it. */
+const char *infer_blas_coretype_hint(void);
+
+/* What a run cost, for benchmarks, logs and tests. */
+typedef struct infer_stats {
+    size_t nodes_run;  /* nodes computed (constants and variables included) */
+    size_t peak_bytes; /* most bytes intermediate buffers held at once */
+} infer_stats_t;
+
+/* infer_run, also filling *stats (when not NULL) whether it succeeds or
+ * not. */
+bool infer_run_stats(const infer_model_t *model, arena_t *arena, const nn_tensor_t *feeds,
+                     size_t nfeeds, const char *const *fetches, size_t nfetches, nn_tensor_t *out,
+                     infer_stats_t *stats, nn_error_t *err) __attribute__((warn_unused_result));
 
 /* Whether the engine has a kernel for this op (or inlines / ignores it). */
 bool infer_op_supported(const char *op);

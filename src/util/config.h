@@ -26,6 +26,18 @@ typedef struct nn_config {
     long long deploy_lease_seconds; /* deployer: how long a claim holds */
     long long deploy_max_attempts;  /* deployer: claims before a task fails */
     long long gc_grace_seconds;     /* nnreg-admin gc: age below which nothing is removed */
+    /* Inference (POST /networks/{id}/inference and nnreg-inferd). */
+    long long infer_max_request_bytes; /* body of one inference request */
+    long long infer_max_pending;       /* pending inference tasks per organization */
+    long long infer_cache_bytes;       /* nnreg-inferd: loaded models kept, in bytes */
+    long long infer_poll_seconds;      /* nnreg-inferd: poll interval beside LISTEN */
+    long long infer_lease_seconds;     /* nnreg-inferd: how long a claim holds */
+    long long infer_max_attempts;      /* nnreg-inferd: claims before a task fails */
+    long long infer_max_output_values; /* values returned by one inference */
+    long long infer_sync_commit;       /* 1: inference requests commit durably */
+    long long fetch_allow_private;  /* image URLs: 1 allows private/loopback/link-local */
+    long long fetch_max_bytes;      /* image URLs: largest body fetched */
+    long long fetch_timeout_ms;     /* image URLs: whole transfer */
     log_level_t log_level;
 } nn_config_t;
 

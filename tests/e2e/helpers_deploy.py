@@ -25,7 +25,7 @@ from nnreg_client import REPO, assert_json
 
 DEV = REPO / "scripts" / "dev"
 
-CHECK_NAMES = ["blobs", "graph", "tensors", "variables", "mean_files", "materialize"]
+CHECK_NAMES = ["blobs", "graph", "engine_ops", "tensors", "variables", "mean_files", "materialize"]
 CLAIMED = re.compile(r"task (\d+): claimed \(network (\S+), attempt (\d+)\)")
 
 

@@ -119,9 +119,14 @@ def test_create_deploys_with_a_report_and_the_serving_layout(stack):
     checks = report["checks"]
     assert [c["name"] for c in checks] == hd.CHECK_NAMES
     for c in checks:
-        assert c["status"] == "ok", c
+        # engine_ops is a warning when the graph has ops the inference
+        # engine does not run (a TF1 graph's saver ops); never an error.
+        assert c["status"] == ("ok" if c["name"] != "engine_ops" else c["status"]), c
+        assert c["status"] in ("ok", "warning"), c
         assert isinstance(c["duration_ms"], (int, float)) and c["duration_ms"] >= 0, c
     by_name = {c["name"]: c for c in checks}
+    assert isinstance(report["unsupported_ops"], list)
+    assert (by_name["engine_ops"]["status"] == "warning") == bool(report["unsupported_ops"])
     assert "SHA-256" in by_name["blobs"]["detail"]
     assert "74 nodes" in by_name["graph"]["detail"]
     assert "5 entries" in by_name["variables"]["detail"]
@@ -210,8 +215,8 @@ def test_flipped_byte_in_a_data_shard_is_an_error_naming_variable_and_shard(stac
     assert SHARD in task["error"], task["error"]
     assert "CRC-32C" in task["error"]
     checks = task["data"]["checks"]
-    assert [c["name"] for c in checks] == ["blobs", "graph", "tensors", "variables"]
-    assert [c["status"] for c in checks] == ["ok", "ok", "ok", "error"]
+    assert [c["name"] for c in checks] == ["blobs", "graph", "engine_ops", "tensors", "variables"]
+    assert [c["status"] for c in checks if c["name"] != "engine_ops"] == ["ok", "ok", "ok", "error"]
     assert checks[-1]["detail"] == task["error"]
     assert_not_deployed(stack, net["id"])
 
