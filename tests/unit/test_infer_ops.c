@@ -1059,6 +1059,7 @@ static void test_pbtxt_and_functions(void **state)
     fclose(f);
     nn_error_init(&err);
     assert_false(infer_model_load(dir, &m, &err));
+    assert_int_equal(err.status, 500); /* a deployed model: damaged */
     assert_string_equal(err.code, "invalid_graph");
     assert_non_null(strstr(err.message, "\"r\""));
     unlink(path);
@@ -1073,9 +1074,17 @@ static void test_pbtxt_and_functions(void **state)
     fclose(f);
     nn_error_init(&err);
     assert_false(infer_model_load(dir, &m, &err));
-    assert_int_equal(err.status, 400);
+    assert_int_equal(err.status, 500);
     assert_string_equal(err.code, "invalid_graph");
     assert_non_null(strstr(err.message, "line "));
+    /* the same bytes in memory are the caller's: a 400 */
+    {
+        static const char broken[] = "saved_model_schema_version: 1\nmeta_graphs {\n  graph_def {\n";
+        nn_error_init(&err);
+        assert_false(infer_model_parse((const unsigned char *)broken, sizeof broken - 1, true, &m, &err));
+        assert_int_equal(err.status, 400);
+        assert_string_equal(err.code, "invalid_graph");
+    }
     unlink(path);
     rmdir(dir);
 }
