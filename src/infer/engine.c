@@ -678,6 +678,11 @@ bool infer_model_load(const char *version_dir, infer_model_t **out, nn_error_t *
         return false;
     bool ok = model_from_bytes(data, len, text, version_dir, out, err);
     free(data);
+    /* the model was checked when it was deployed: one that cannot be read
+     * now is damaged, the service's problem (engine.h), whatever the code
+     * says about what is wrong */
+    if (!ok && err->status == 400)
+        err->status = 500;
     return ok;
 }
 

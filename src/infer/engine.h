@@ -33,14 +33,17 @@
 typedef struct infer_model infer_model_t;
 
 /* Loads the model in version_dir.  *out is malloc-owned: free it with
- * infer_model_free. */
+ * infer_model_free.  A graph or variables bundle the engine cannot read is
+ * a damaged model: a 500 whose code says which ("invalid_graph",
+ * "invalid_variables") and whose message says what is wrong. */
 bool infer_model_load(const char *version_dir, infer_model_t **out, nn_error_t *err)
     __attribute__((warn_unused_result));
 
 /* The same from the bytes of a saved_model.pb (text false) or
  * saved_model.pbtxt (text true) in memory, without variables (a variable
  * node then fails the runs that need it): for tests and fuzzing.  data is
- * not kept. */
+ * not kept.  Bytes that are not a graph the engine reads are a 400
+ * "invalid_graph". */
 bool infer_model_parse(const unsigned char *data, size_t len, bool text, infer_model_t **out,
                        nn_error_t *err) __attribute__((warn_unused_result));
 

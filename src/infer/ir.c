@@ -47,6 +47,7 @@ enum {
     AV_TENSOR = 8,
     AV_PLACEHOLDER = 9,
     AV_FUNC = 10,
+    LV_S = 2,
     LV_I = 3,
     LV_F = 4,
     LV_TYPE = 6,
@@ -455,6 +456,7 @@ static bool read_attr_value(rd_t *r, pb_reader_t *pr, const pb_field_t *f, ir_at
             pb_reader_t lr;
             pb_field_t h;
             numlist_t ints = {{0}, {0}}, floats = {{0}, {0}};
+            vec_t strs = {0};
             a->kind = IR_ATTR_LIST;
             if (!pb_sub(&ar, &g, &lr))
                 return bad(r, &ar, "bad list attribute");
@@ -464,6 +466,10 @@ static bool read_attr_value(rd_t *r, pb_reader_t *pr, const pb_field_t *f, ir_at
                     ok = read_numbers(r, &lr, &h, NUM_VARINT, &ints);
                 else if (h.number == LV_F)
                     ok = read_numbers(r, &lr, &h, NUM_FIXED32_FLOAT, &floats);
+                else if (h.number == LV_S && h.wire_type == PB_WIRE_LEN) {
+                    const char *str = dup_field(r, &h);
+                    ok = str && ir_vec_push(r, &strs, sizeof str, &str);
+                }
                 if (!ok)
                     return false;
             }
@@ -471,6 +477,8 @@ static bool read_attr_value(rd_t *r, pb_reader_t *pr, const pb_field_t *f, ir_at
                 return bad(r, &lr, "bad list attribute");
             a->ints = ints.i.items;
             a->nints = ints.i.n;
+            a->strs = strs.items;
+            a->nstrs = strs.n;
             if (floats.d.n) {
                 a->floats = arena_alloc(r->arena, floats.d.n * sizeof(float));
                 if (!a->floats)

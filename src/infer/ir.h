@@ -76,7 +76,8 @@ typedef enum {
     IR_ATTR_TYPE,   /* i holds the DataType */
     IR_ATTR_SHAPE,  /* ints (dims, -1 unknown), nints; b: unknown rank */
     IR_ATTR_TENSOR, /* tensor */
-    IR_ATTR_LIST,   /* ints / floats (list(int), list(float), list(type)) */
+    IR_ATTR_LIST,   /* ints / floats / strs (list(int), list(float), list(type),
+                       list(string)) */
     IR_ATTR_FUNC,   /* s: function name */
     IR_ATTR_PLACEHOLDER, /* s: the function attribute it stands for */
 } ir_attr_kind_t;
@@ -93,6 +94,8 @@ typedef struct ir_attr {
     size_t nints;
     float *floats;
     size_t nfloats;
+    const char **strs; /* list(string) */
+    size_t nstrs;
     ir_value_t *tensor;
 } ir_attr_t;
 

@@ -263,9 +263,13 @@ static bool t_list(tr_t *t, ir_attr_t *a)
 {
     pbt_field_t f;
     int k;
-    vec_t ints = {0}, floats = {0};
+    vec_t ints = {0}, floats = {0}, strs = {0};
     while ((k = next(t, &f)) == 1) {
-        if (is(&f, "i") || is(&f, "type")) {
+        if (is(&f, "s")) {
+            const char *str = string_value(t, &f, NULL);
+            if (!str || !ir_vec_push(t->r, &strs, sizeof str, &str))
+                return false;
+        } else if (is(&f, "i") || is(&f, "type")) {
             int64_t v;
             if (!(is(&f, "i") ? int_value(t, &f, &v) : dtype_value(t, &f, &v)) ||
                 !ir_vec_push(t->r, &ints, sizeof v, &v))
@@ -286,6 +290,8 @@ static bool t_list(tr_t *t, ir_attr_t *a)
     a->nints = ints.n;
     a->floats = floats.items;
     a->nfloats = floats.n;
+    a->strs = strs.items;
+    a->nstrs = strs.n;
     return k == 0;
 }
 

@@ -1198,6 +1198,107 @@ static bool k_matmul(kernel_args_t *a)
     return true;
 }
 
+/* ---- fused ops (grappler's and TensorFlow.js's) ------------------------- */
+
+static bool fused_activation(kernel_args_t *a, const char *act, float *y, size_t n)
+{
+    float alpha = attr_float(a->node, "leakyrelu_alpha", 0.2f);
+    if (strcmp(act, "Relu") == 0) {
+        for (size_t i = 0; i < n; i++)
+            y[i] = y[i] > 0 ? y[i] : 0;
+    } else if (strcmp(act, "Relu6") == 0) {
+        for (size_t i = 0; i < n; i++) {
+            float v = y[i] > 0 ? y[i] : 0;
+            y[i] = v < 6 ? v : 6;
+        }
+    } else if (strcmp(act, "Elu") == 0) {
+        for (size_t i = 0; i < n; i++)
+            y[i] = y[i] > 0 ? y[i] : expm1f(y[i]);
+    } else if (strcmp(act, "LeakyRelu") == 0) {
+        for (size_t i = 0; i < n; i++)
+            y[i] = y[i] > 0 ? y[i] : alpha * y[i];
+    } else if (strcmp(act, "Sigmoid") == 0) {
+        for (size_t i = 0; i < n; i++)
+            y[i] = 1.0f / (1.0f + expf(-y[i]));
+    } else if (strcmp(act, "Tanh") == 0) {
+        for (size_t i = 0; i < n; i++)
+            y[i] = tanhf(y[i]);
+    } else {
+        return kernel_fail(a, "the fused activation \"%s\" is not supported", act);
+    }
+    return true;
+}
+
+/* _FusedConv2D, FusedDepthwiseConv2dNative and _FusedMatMul: the base op on
+ * inputs 0 and 1, then fused_ops: "BiasAdd" (extra input: the bias) or
+ * "FusedBatchNorm" (extra inputs: scale, offset, mean, variance; attribute
+ * epsilon), then at most one activation.  Channels last only. */
+static bool fused(kernel_args_t *a, kernel_fn base)
+{
+    const ir_attr_t *fo = ir_attr(a->node, "fused_ops");
+    size_t nops = fo ? fo->nstrs : 0, at = 0;
+    const char *df = attr_str(a->node, "data_format", "NHWC");
+    if (strcmp(df, "NHWC") != 0)
+        return kernel_fail(a, "fused ops on %s data are not supported", df);
+    const float *bias = NULL;
+    size_t nbias = 0;
+    bool bn = false;
+    if (nops && (strcmp(fo->strs[0], "BiasAdd") == 0 || strcmp(fo->strs[0], "BiasAddV1") == 0)) {
+        if (!kernel_need_f32(a, 2))
+            return false;
+        bias = ir_f32(a->in[2]);
+        nbias = a->in[2]->count;
+        at = 1;
+    } else if (nops && strcmp(fo->strs[0], "FusedBatchNorm") == 0) {
+        for (size_t j = 2; j < 6; j++)
+            if (!kernel_need_f32(a, j))
+                return false;
+        bn = true;
+        at = 1;
+    }
+    if (nops > at + 1)
+        return kernel_fail(a, "fused_ops holds %zu ops; the engine runs a bias or batch norm and one "
+                           "activation", nops);
+    kernel_args_t b = *a;
+    b.nin = 2;
+    b.bias = bias;
+    b.bias_count = nbias;
+    b.bias_used = false;
+    if (!base(&b))
+        return false;
+    ir_value_t *out = &a->out[0];
+    float *y = ir_f32(out);
+    size_t c = out->ndims ? (size_t)out->dims[out->ndims - 1] : 1;
+    if (bias && !b.bias_used) {
+        if (nbias != c)
+            return kernel_fail(a, "the bias has %zu values for %zu channels", nbias, c);
+        for (size_t o = 0; c && o < out->count / c; o++)
+            for (size_t i = 0; i < c; i++)
+                y[o * c + i] += bias[i];
+    }
+    if (bn) {
+        float eps = attr_float(a->node, "epsilon", 0.001f);
+        for (size_t j = 2; j < 6; j++)
+            if (a->in[j]->count != c)
+                return kernel_fail(a, "input %zu has %zu values for %zu channels", j,
+                                   a->in[j]->count, c);
+        const float *scale = ir_f32(a->in[2]), *off = ir_f32(a->in[3]), *mean = ir_f32(a->in[4]),
+                    *var = ir_f32(a->in[5]);
+        for (size_t o = 0; c && o < out->count / c; o++)
+            for (size_t i = 0; i < c; i++) {
+                float mul = scale[i] / sqrtf(var[i] + eps);
+                y[o * c + i] = (y[o * c + i] - mean[i]) * mul + off[i];
+            }
+    }
+    if (at < nops)
+        return fused_activation(a, fo->strs[at], y, out->count);
+    return true;
+}
+
+static bool k_fused_conv2d(kernel_args_t *a) { return fused(a, kernel_conv2d); }
+static bool k_fused_depthwise(kernel_args_t *a) { return fused(a, kernel_depthwise); }
+static bool k_fused_matmul(kernel_args_t *a) { return fused(a, k_matmul); }
+
 /* ---- the table ------------------------------------------------------------ */
 
 static bool k_value(kernel_args_t *a)
@@ -1232,6 +1333,7 @@ static const kernel_def_t kernels[] = {
     {"FusedBatchNorm", k_fused_batch_norm, 5},
     {"FusedBatchNormV2", k_fused_batch_norm, 5},
     {"FusedBatchNormV3", k_fused_batch_norm, 6},
+    {"FusedDepthwiseConv2dNative", k_fused_depthwise, 1},
     {"Identity", k_identity, 1},
     {"IdentityN", k_identity_n, -1},
     {"LeakyRelu", k_leaky, 1},
@@ -1286,6 +1388,8 @@ static const kernel_def_t kernels[] = {
     {"Variable", k_value, 1},
     {"VariableV2", k_value, 1},
     {"ZerosLike", k_zeros_like, 1},
+    {"_FusedConv2D", k_fused_conv2d, 1},
+    {"_FusedMatMul", k_fused_matmul, 1},
 };
 
 static int cmp_op(const void *key, const void *elem)

@@ -1059,6 +1059,7 @@ static void test_pbtxt_and_functions(void **state)
     fclose(f);
     nn_error_init(&err);
     assert_false(infer_model_load(dir, &m, &err));
+    assert_int_equal(err.status, 500); /* a deployed model: damaged */
     assert_string_equal(err.code, "invalid_graph");
     assert_non_null(strstr(err.message, "\"r\""));
     unlink(path);
@@ -1073,9 +1074,17 @@ static void test_pbtxt_and_functions(void **state)
     fclose(f);
     nn_error_init(&err);
     assert_false(infer_model_load(dir, &m, &err));
-    assert_int_equal(err.status, 400);
+    assert_int_equal(err.status, 500);
     assert_string_equal(err.code, "invalid_graph");
     assert_non_null(strstr(err.message, "line "));
+    /* the same bytes in memory are the caller's: a 400 */
+    {
+        static const char broken[] = "saved_model_schema_version: 1\nmeta_graphs {\n  graph_def {\n";
+        nn_error_init(&err);
+        assert_false(infer_model_parse((const unsigned char *)broken, sizeof broken - 1, true, &m, &err));
+        assert_int_equal(err.status, 400);
+        assert_string_equal(err.code, "invalid_graph");
+    }
     unlink(path);
     rmdir(dir);
 }
@@ -1208,6 +1217,116 @@ static void test_bias_fusion(void **state)
     arena_destroy(arena);
 }
 
+static void attr_strs(nb_t *n, const char *k, const char *const *xs, size_t cnt)
+{
+    pbuf_t l = {0}, v = {0};
+    for (size_t i = 0; i < cnt; i++)
+        str(&l, 2, xs[i]);
+    msg(&v, 1, &l);
+    attr(n, k, &v);
+}
+
+/* _FusedConv2D, FusedDepthwiseConv2dNative and _FusedMatMul give what
+ * the ops they stand for give, run one after the other */
+static void test_fused_ops(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *fused, *base;
+        const char *ops[2];
+        size_t nops;
+    } cases[] = {
+        {"_FusedConv2D", "Conv2D", {"BiasAdd", "Relu6"}, 2},
+        {"_FusedConv2D", "Conv2D", {"BiasAdd", NULL}, 1},
+        {"_FusedConv2D", "Conv2D", {"FusedBatchNorm", "Relu"}, 2},
+        {"FusedDepthwiseConv2dNative", "DepthwiseConv2dNative", {"BiasAdd", "Relu6"}, 2},
+        {"_FusedMatMul", "MatMul", {"BiasAdd", "Tanh"}, 2},
+    };
+    arena_t *arena = arena_create(0);
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        bool mm = strcmp(cases[c].base, "MatMul") == 0;
+        bool dw = strcmp(cases[c].base, "DepthwiseConv2dNative") == 0;
+        bool bn = strcmp(cases[c].ops[0], "FusedBatchNorm") == 0;
+        float xs[50], fs[54], p1[3] = {0.5f, -1, 2}, p2[3] = {0.1f, 0.2f, -0.3f},
+                              p3[3] = {0.3f, -0.2f, 0}, p4[3] = {1, 0.5f, 2};
+        for (size_t i = 0; i < 50; i++)
+            xs[i] = (float)(i % 7) - 3;
+        for (size_t i = 0; i < 54; i++)
+            fs[i] = (float)(i % 5) * 0.5f - 1;
+        int64_t xd4[4] = {1, 5, 5, 2}, xd2[2] = {5, 10}, fd[4] = {3, 3, 2, dw ? 1 : 3}, fd2[2] = {10, 3};
+        int64_t cd[1] = {dw ? 2 : 3};
+        nn_tensor_t in = mm ? tensor("x", xd2, 2, xs) : tensor("x", xd4, 4, xs);
+        memset(&g_graph, 0, sizeof g_graph);
+        placeholder("x");
+        if (mm)
+            const_f("f", fd2, 2, fs, 30);
+        else
+            const_f("f", fd, 4, fs, (size_t)(9 * 2 * fd[3]));
+        const_f("p1", cd, 1, p1, (size_t)cd[0]);
+        const_f("p2", cd, 1, p2, (size_t)cd[0]);
+        const_f("p3", cd, 1, p3, (size_t)cd[0]);
+        const_f("p4", cd, 1, p4, (size_t)cd[0]);
+        int64_t st[4] = {1, 2, 2, 1};
+        for (int fusedv = 0; fusedv < 2; fusedv++) {
+            nb_t n = node(fusedv ? "yf" : "c", fusedv ? cases[c].fused : cases[c].base);
+            input(&n, "x");
+            input(&n, "f");
+            if (fusedv) {
+                input(&n, "p1");
+                if (bn) {
+                    input(&n, "p2");
+                    input(&n, "p3");
+                    input(&n, "p4");
+                    attr_f(&n, "epsilon", 0.01f);
+                }
+                attr_strs(&n, "fused_ops", cases[c].ops, cases[c].nops);
+            }
+            if (!mm) {
+                attr_s(&n, "padding", "SAME");
+                attr_ints(&n, "strides", st, 4);
+            }
+            add(&n);
+        }
+        nb_t n = node("b", bn ? "FusedBatchNormV3" : "BiasAdd");
+        input(&n, "c");
+        input(&n, "p1");
+        if (bn) {
+            input(&n, "p2");
+            input(&n, "p3");
+            input(&n, "p4");
+            attr_f(&n, "epsilon", 0.01f);
+        }
+        add(&n);
+        const char *last = "b";
+        if (cases[c].nops == 2) {
+            n = node("r", cases[c].ops[1]);
+            input(&n, "b");
+            add(&n);
+            last = "r";
+        }
+        pbuf_t mg = {0}, sm = {0};
+        msg(&mg, 2, &g_graph);
+        msg(&sm, 2, &mg);
+        infer_model_t *m = NULL;
+        nn_error_t err;
+        nn_error_init(&err);
+        assert_true(infer_model_parse(sm.p, sm.n, false, &m, &err));
+        free(sm.p);
+        const char *fetch[2] = {"yf", last};
+        nn_tensor_t out[2];
+        if (!infer_run(m, arena, &in, 1, fetch, 2, out, &err))
+            fail_msg("%s: %s", cases[c].fused, err.message);
+        assert_int_equal(out[0].count, out[1].count);
+        assert_int_equal(out[0].ndims, out[1].ndims);
+        for (size_t i = 0; i < out[0].count; i++)
+            if (fabsf(out[0].data[i] - out[1].data[i]) > 1e-5f)
+                fail_msg("%s case %zu value %zu: %g vs %g", cases[c].fused, c, i, out[0].data[i],
+                         out[1].data[i]);
+        infer_model_free(m);
+    }
+    arena_destroy(arena);
+}
+
 /* every op of the kernel table is found (the table is searched by
  * bisection: this catches an entry out of order) */
 static void test_supported_ops(void **state)
@@ -1238,6 +1357,7 @@ static void test_supported_ops(void **state)
         "FusedBatchNorm",
         "FusedBatchNormV2",
         "FusedBatchNormV3",
+        "FusedDepthwiseConv2dNative",
         "Identity",
         "IdentityN",
         "LeakyRelu",
@@ -1292,6 +1412,8 @@ static void test_supported_ops(void **state)
         "Variable",
         "VariableV2",
         "ZerosLike",
+        "_FusedConv2D",
+        "_FusedMatMul",
         "StatefulPartitionedCall", "PartitionedCall",
     };
     for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++)
@@ -1312,6 +1434,7 @@ int main(void)
         cmocka_unit_test(test_supported_ops),
         cmocka_unit_test(test_liveness),
         cmocka_unit_test(test_bias_fusion),
+        cmocka_unit_test(test_fused_ops),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     free(g_graph.p);
