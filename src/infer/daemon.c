@@ -27,11 +27,11 @@ static const db_statement_t inferd_statements[] = {
     {"request",
      "SELECT array_to_json(r.output_tensors)::text, n.preprocessing::text "
      "FROM inference_requests r JOIN networks n ON n.id = r.network_id WHERE r.task_id = $1",
-     1},
+     1, DB_RETRY_SAFE},
     {"inputs",
      "SELECT position, image, bbox::text FROM inference_inputs WHERE task_id = $1 "
      "ORDER BY position",
-     1},
+     1, DB_RETRY_SAFE},
 };
 
 static volatile sig_atomic_t inferd_stopping;
