@@ -99,14 +99,19 @@ const db_statement_t api_statements[] = {
     /* Create, in one transaction: blobs, the network with its task (ids
      * drawn first so each row can name the other), files, NOTIFY. */
     {"blob_insert", "INSERT INTO blobs (sha256, size) VALUES ($1, $2) ON CONFLICT DO NOTHING", 2, DB_RUN_ONCE},
+    /* One clock reading for both dates of both rows: two column defaults
+     * of clock_timestamp() differ by a microsecond, and a new network's
+     * update_date must equal its create_date. */
     {"network_insert",
-     "WITH ids AS (SELECT nextval('networks_id_seq') AS nid, nextval('tasks_id_seq') AS tid), "
+     "WITH ids AS (SELECT nextval('networks_id_seq') AS nid, nextval('tasks_id_seq') AS tid, "
+     "clock_timestamp() AS at), "
      "n AS (INSERT INTO networks (id, org_id, name, description, metadata, framework, "
-     "preprocessing, postprocessings, graph, task_id) "
-     "SELECT ids.nid, $1, $2, $3, $4::jsonb, $5, $6::jsonb, $7::jsonb, $8::jsonb, ids.tid FROM ids "
-     "RETURNING id, task_id), "
-     "t AS (INSERT INTO tasks (id, org_id, network_id, kind, name) "
-     "SELECT ids.tid, $1, ids.nid, 'deploy', 'deploy network ' || ids.nid FROM ids RETURNING id) "
+     "preprocessing, postprocessings, graph, task_id, create_date, update_date) "
+     "SELECT ids.nid, $1, $2, $3, $4::jsonb, $5, $6::jsonb, $7::jsonb, $8::jsonb, ids.tid, "
+     "ids.at, ids.at FROM ids RETURNING id, task_id), "
+     "t AS (INSERT INTO tasks (id, org_id, network_id, kind, name, create_date, update_date) "
+     "SELECT ids.tid, $1, ids.nid, 'deploy', 'deploy network ' || ids.nid, ids.at, ids.at "
+     "FROM ids RETURNING id) "
      "SELECT n.id, n.task_id, pg_notify('nnreg_deploy', n.task_id::text) FROM n, t",
      8, DB_RUN_ONCE},
     {"network_file_insert",

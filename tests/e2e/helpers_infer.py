@@ -24,11 +24,11 @@ github.com/Deepomatic/deepomatic-client-python:
 import base64
 import json
 import struct
-import time
 import zlib
 
 import requests
 
+import helpers_deploy
 from nnreg_client import REPO
 
 NETWORKS = REPO / "tests" / "fixtures" / "networks"
@@ -111,18 +111,8 @@ def json_body(image_bytes, output_tensors=None, bbox=None):
 
 def wait_task(stack, task_id, api_key=None, timeout=180.0):
     """Polls the task until it leaves pending (bounded); returns it."""
-    deadline = time.monotonic() + timeout
-    while True:
-        resp = requests.get(stack.url("tasks/%d/" % task_id),
-                            headers={"X-API-KEY": api_key or stack.api_key}, timeout=30)
-        assert resp.status_code == 200, resp.text
-        task = resp.json()
-        if task["status"] != "pending":
-            return task
-        if time.monotonic() > deadline:
-            raise AssertionError("task %d still pending after %.0fs\n%s" % (
-                task_id, timeout, stack.log_tails(20)))
-        time.sleep(0.02)
+    return helpers_deploy.wait_task(stack, task_id, timeout=timeout, api_key=api_key,
+                                    interval=0.02)
 
 
 # --- files ---------------------------------------------------------------------

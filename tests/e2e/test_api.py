@@ -12,6 +12,7 @@ import requests
 
 from helpers_api import (AUTH_ROUTES, ETAG, ISO_DATE, REQUEST_ID, allow_set, assert_error,
                          assert_json, call, create, json_hdrs, raw_http, raw_request, unique)
+from helpers_deploy import wait_task
 
 JSON_TYPE = "application/json; charset=utf-8"
 
@@ -174,6 +175,8 @@ def test_routes_with_and_without_prefix_and_trailing_slash(stack, net):
     tenant, body, etag = net
     key = tenant["api_key"]
     nid, tid = body["id"], body["task_id"]
+    # The task changes when its deployment ends: compare once it has.
+    wait_task(stack, tid, api_key=key)
     for route in ("networks/%d/" % nid, "networks/%d/graph/" % nid, "tasks/%d/" % tid):
         answers = []
         for path in _variants(route):

@@ -26,7 +26,7 @@ import pytest
 import requests
 
 import helpers_infer as hi
-from nnreg_client import MODELS, assert_error, assert_json
+from nnreg_client import assert_error, assert_json
 
 FIXTURE_NETWORKS = ["posenet", "nsfw_mobilenet_v2"]
 DEPLOY_TIMEOUT = 300.0
