@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "infer/daemon.h"
+#include "infer/engine.h"
 #include "util/config.h"
 #include "util/log.h"
 
@@ -20,6 +21,8 @@ int main(int argc, char **argv)
             return 0;
         }
     }
+    /* Before anything else: the process may start again from here. */
+    infer_blas_reexec(argv, true);
     nn_config_t config;
     char errbuf[512];
     int first_arg;

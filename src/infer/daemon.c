@@ -306,10 +306,12 @@ int inferd_run(const nn_config_t *config)
         log_error("out of memory");
         return 1;
     }
+    const char *blas_threads = getenv("OPENBLAS_NUM_THREADS");
     log_info("nnreg-inferd %s started (poll every %llds, lease %llds, model cache %lld bytes, "
-             "deploy dir %s)",
+             "deploy dir %s, OpenBLAS %s kernels, %s thread(s))",
              d.owner, config->infer_poll_seconds, config->infer_lease_seconds,
-             config->infer_cache_bytes, config->deploy_dir);
+             config->infer_cache_bytes, config->deploy_dir, infer_blas_core(),
+             blas_threads ? blas_threads : "default");
     while (!inferd_stopping) {
         (void)taskq_listener_connect(d.listen);
         /* Drain the queue: every pending task, one at a time, then sleep

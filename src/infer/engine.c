@@ -724,6 +724,25 @@ const char *infer_blas_coretype_hint(void)
     return NULL;
 }
 
+void infer_blas_reexec(char **argv, bool one_thread)
+{
+    bool again = false;
+    const char *core = infer_blas_coretype_hint();
+    if (core) {
+        setenv("OPENBLAS_CORETYPE", core, 1);
+        again = true;
+    }
+    /* Batch-1 inference on a few shared cores: a second BLAS thread spins
+     * waiting for a core more than it helps (docs/performance.md). */
+    if (one_thread && !getenv("OPENBLAS_NUM_THREADS")) {
+        setenv("OPENBLAS_NUM_THREADS", "1", 1);
+        again = true;
+    }
+    /* Both are set now, so the new image does not come back here. */
+    if (again)
+        execv("/proc/self/exe", argv);
+}
+
 bool infer_op_supported(const char *op)
 {
     return kernel_find(op) != NULL || strcmp(op, "StatefulPartitionedCall") == 0 ||

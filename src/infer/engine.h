@@ -82,6 +82,14 @@ const char *infer_blas_core(void);
  * sets it and re-executes itself, or its service definition sets it. */
 const char *infer_blas_coretype_hint(void);
 
+/* Makes OpenBLAS load again with what suits this process: the kernel set of
+ * infer_blas_coretype_hint(), and with one_thread, one BLAS thread unless
+ * OPENBLAS_NUM_THREADS says otherwise.  When either has to be set it goes
+ * into the environment and the program re-executes itself (argv, through
+ * /proc/self/exe); returns when nothing had to change, or when the exec
+ * failed (the process then runs as it is). */
+void infer_blas_reexec(char **argv, bool one_thread);
+
 /* What a run cost, for benchmarks, logs and tests. */
 typedef struct infer_stats {
     size_t nodes_run;  /* nodes computed (constants and variables included) */

@@ -48,11 +48,8 @@ int main(int argc, char **argv)
     /* OpenBLAS picks its kernels when loaded: when it fell back to generic
      * ones, run again with the kernel set this CPU can use, as a service
      * would (NNREG_BENCH_NO_HINT=1 measures the fallback) */
-    const char *hint = infer_blas_coretype_hint();
-    if (hint && !getenv("NNREG_BENCH_NO_HINT")) {
-        setenv("OPENBLAS_CORETYPE", hint, 1);
-        execv("/proc/self/exe", argv);
-    }
+    if (!getenv("NNREG_BENCH_NO_HINT"))
+        infer_blas_reexec(argv, false);
     printf("OpenBLAS kernels: %s\n", infer_blas_core());
     int runs = argc > 5 ? atoi(argv[5]) : 20;
     if (runs < 1 || runs > 1000) {
