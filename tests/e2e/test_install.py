@@ -22,7 +22,9 @@ BUILD = Path(os.environ.get("NNREG_BUILD_DIR", str(REPO / "build")))
 if not BUILD.is_absolute():
     BUILD = REPO / BUILD
 
-UNITS = ("nnreg-fcgi.service", "nnreg-deployer.service", "nnreg-nginx.service")
+PROGRAMS = ("nnreg-admin", "nnreg-deployer", "nnreg-fcgi", "nnreg-inferd")
+UNITS = ("nnreg-fcgi.service", "nnreg-deployer.service", "nnreg-inferd.service",
+         "nnreg-nginx.service")
 
 
 def make(*args, check=True):
@@ -71,17 +73,15 @@ def test_install_puts_every_piece_in_place(dest, paths):
     rel = {k: v.lstrip("/") for k, v in paths.items()}
     sql = sorted(p.name for p in (REPO / "sql").glob("*.sql"))
     expected = sorted(
-        ["%s/%s" % (rel["bindir"], p) for p in ("nnreg-admin", "nnreg-deployer", "nnreg-fcgi")]
+        ["%s/%s" % (rel["bindir"], p) for p in PROGRAMS]
         + ["%s/nnreg.magic.mgc" % rel["pkgdatadir"]]
         + ["%s/sql/%s" % (rel["pkgdatadir"], s) for s in sql]
         + ["%s/nnreg/nginx.conf" % rel["sysconfdir"], "%s/nnreg/nnreg.env" % rel["sysconfdir"]]
         + ["%s/%s" % (rel["systemdunitdir"], u) for u in UNITS])
     got = files_under(dest)
-    # Programs added by later work (nnreg-inferd and its unit) may join.
-    extra = [f for f in got if f not in expected]
-    assert all(re.search(r"/nnreg-[a-z]+(\.service)?$", f) for f in extra), extra
+    assert [f for f in got if f not in expected] == []
     assert [f for f in expected if f not in got] == []
-    for prog in ("nnreg-admin", "nnreg-deployer", "nnreg-fcgi"):
+    for prog in PROGRAMS:
         path = dest / rel["bindir"] / prog
         assert os.access(path, os.X_OK), path
     out = subprocess.run([str(dest / rel["bindir"] / "nnreg-fcgi"), "--help"],
@@ -108,12 +108,14 @@ def test_units_run_the_installed_programs_with_the_environment_file(dest, paths)
     unitdir = dest / paths["systemdunitdir"].lstrip("/")
     env_file = "%s/nnreg/nnreg.env" % paths["sysconfdir"]
     for unit, prog in (("nnreg-fcgi.service", "nnreg-fcgi"),
-                       ("nnreg-deployer.service", "nnreg-deployer")):
+                       ("nnreg-deployer.service", "nnreg-deployer"),
+                       ("nnreg-inferd.service", "nnreg-inferd")):
         text = (unitdir / unit).read_text()
         lines = set(line.strip() for line in text.splitlines())
         assert "ExecStart=%s/%s" % (paths["bindir"], prog) in lines, unit
         assert "EnvironmentFile=%s" % env_file in lines, unit
-        assert "ExecReload=/bin/kill -HUP $MAINPID" in lines, unit
+        # nnreg-inferd reads its settings at start only: no reload.
+        assert ("ExecReload=/bin/kill -HUP $MAINPID" in lines) == (prog != "nnreg-inferd"), unit
         assert "KillSignal=SIGTERM" in lines, unit
         assert any(re.fullmatch(r"TimeoutStopSec=\d+", line) for line in lines), unit
         assert any(re.fullmatch(r"Restart=(on-failure|always)", line) for line in lines), unit
