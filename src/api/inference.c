@@ -597,31 +597,6 @@ static const char *node_of(arena_t *arena, const char *tensor)
     return arena_strndup(arena, tensor, (size_t)(colon - tensor));
 }
 
-/* A PostgreSQL array literal of text items (NULL items are SQL NULL). */
-static const char *pg_text_array(arena_t *arena, const char *const *items, size_t n)
-{
-    nn_buf_t b;
-    buf_init(&b, arena);
-    buf_append_char(&b, '{');
-    for (size_t i = 0; i < n; i++) {
-        if (i)
-            buf_append_char(&b, ',');
-        if (!items[i]) {
-            buf_append_str(&b, "NULL");
-            continue;
-        }
-        buf_append_char(&b, '"');
-        for (const char *p = items[i]; *p; p++) {
-            if (*p == '"' || *p == '\\')
-                buf_append_char(&b, '\\');
-            buf_append_char(&b, *p);
-        }
-        buf_append_char(&b, '"');
-    }
-    buf_append_char(&b, '}');
-    return buf_cstr(&b);
-}
-
 static const char *names_list(arena_t *arena, const char *const *names, size_t n)
 {
     nn_buf_t b;
@@ -644,7 +619,7 @@ static bool check_outputs(nn_request_t *req, const char *network, const char *co
     for (size_t i = 0; i < n; i++)
         if (!(nodes[i] = node_of(arena, tensors[i])))
             return nn_error_oom(&req->err);
-    const char *array = pg_text_array(arena, nodes, n);
+    const char *array = db_text_array(arena, nodes, n);
     if (!array)
         return nn_error_oom(&req->err);
     const char *params[] = {network, array};
@@ -724,7 +699,7 @@ static bool store_request(nn_request_t *req, const char *network, const char *co
     char org[24], max_pending[24];
     snprintf(org, sizeof(org), "%lld", req->org_id);
     snprintf(max_pending, sizeof(max_pending), "%lld", req->ctx->config->infer_max_pending);
-    const char *outputs = pg_text_array(arena, tensors, ntensors);
+    const char *outputs = db_text_array(arena, tensors, ntensors);
     const char **hex = arena_calloc(arena, ninputs + 1, sizeof(*hex));
     const char **bboxes = arena_calloc(arena, ninputs + 1, sizeof(*bboxes));
     if (!outputs || !hex || !bboxes)
@@ -734,8 +709,8 @@ static bool store_request(nn_request_t *req, const char *network, const char *co
             return nn_error_oom(&req->err);
         bboxes[i] = inputs[i].bbox_json;
     }
-    const char *images = pg_text_array(arena, hex, ninputs);
-    const char *bbox_array = pg_text_array(arena, bboxes, ninputs);
+    const char *images = db_text_array(arena, hex, ninputs);
+    const char *bbox_array = db_text_array(arena, bboxes, ninputs);
     if (!images || !bbox_array)
         return nn_error_oom(&req->err);
     /* Not waiting for the WAL flush unless the operator asks: a database

@@ -361,31 +361,6 @@ static const char *graph_json(nn_request_t *req, const graph_summary_t *graph)
     return buf_cstr(b);
 }
 
-/* A PostgreSQL array literal of text items (NULL items are SQL NULL). */
-static const char *pg_text_array(arena_t *arena, const char *const *items, size_t n)
-{
-    nn_buf_t b;
-    buf_init(&b, arena);
-    buf_append_char(&b, '{');
-    for (size_t i = 0; i < n; i++) {
-        if (i)
-            buf_append_char(&b, ',');
-        if (!items[i]) {
-            buf_append_str(&b, "NULL");
-            continue;
-        }
-        buf_append_char(&b, '"');
-        for (const char *p = items[i]; *p; p++) {
-            if (*p == '"' || *p == '\\')
-                buf_append_char(&b, '\\');
-            buf_append_char(&b, *p);
-        }
-        buf_append_char(&b, '"');
-    }
-    buf_append_char(&b, '}');
-    return buf_cstr(&b);
-}
-
 /* The graph's nodes as network_nodes wants them (sql/003_inference.sql):
  * four parallel array literals, name, op, blocked op, blocked node. */
 typedef struct node_rows {
@@ -417,10 +392,10 @@ static bool node_rows_build(nn_request_t *req, const graph_summary_t *graph,
         bops[i] = blocked[i] ? blocked[i]->op : NULL;
         bnodes[i] = blocked[i] ? blocked[i]->name : NULL;
     }
-    rows->names = pg_text_array(arena, names, n);
-    rows->ops = pg_text_array(arena, ops, n);
-    rows->blocked_ops = pg_text_array(arena, bops, n);
-    rows->blocked_nodes = pg_text_array(arena, bnodes, n);
+    rows->names = db_text_array(arena, names, n);
+    rows->ops = db_text_array(arena, ops, n);
+    rows->blocked_ops = db_text_array(arena, bops, n);
+    rows->blocked_nodes = db_text_array(arena, bnodes, n);
     if (!rows->names || !rows->ops || !rows->blocked_ops || !rows->blocked_nodes)
         return nn_error_oom(&req->err);
     return true;

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/buf.h"
 #include "util/log.h"
 
 /* Seconds a client is told to wait before retrying while the database is
@@ -345,4 +346,28 @@ const char *db_one_line(char *buf, size_t size, const char *msg)
     }
     buf[n] = '\0';
     return buf;
+}
+
+const char *db_text_array(arena_t *arena, const char *const *items, size_t n)
+{
+    nn_buf_t b;
+    buf_init(&b, arena);
+    buf_append_char(&b, '{');
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            buf_append_char(&b, ',');
+        if (!items[i]) {
+            buf_append_str(&b, "NULL");
+            continue;
+        }
+        buf_append_char(&b, '"');
+        for (const char *p = items[i]; *p; p++) {
+            if (*p == '"' || *p == '\\')
+                buf_append_char(&b, '\\');
+            buf_append_char(&b, *p);
+        }
+        buf_append_char(&b, '"');
+    }
+    buf_append_char(&b, '}');
+    return buf_cstr(&b);
 }

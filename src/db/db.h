@@ -91,6 +91,11 @@ bool db_in_transaction(const db_t *db);
  * line.  Truncates to size - 1 bytes; returns buf. */
 const char *db_one_line(char *buf, size_t size, const char *msg);
 
+/* A PostgreSQL array literal ('{"a","b",NULL}') of n text items, for a
+ * parameter cast to text[] (or bytea[], jsonb[]...): each item quoted and
+ * escaped, NULL items as SQL NULL.  In arena; NULL when it is out of memory. */
+const char *db_text_array(arena_t *arena, const char *const *items, size_t n);
+
 /* Helpers on results: the value of row/col as a string (NULL for SQL NULL). */
 const char *db_value(const PGresult *res, int row, int col);
 long long db_value_ll(const PGresult *res, int row, int col);

@@ -28,6 +28,9 @@
 #include <string.h>
 #include <strings.h>
 
+#include "util/hex.h"
+#include "util/utf8.h"
+
 #define MP_DEFAULT_MAX_HEADER_LINE (8 * 1024)
 #define MP_DEFAULT_MAX_HEADERS 32
 #define MP_DEFAULT_MAX_PARTS 1000
@@ -93,53 +96,6 @@ static bool is_ows(unsigned char c)
 static bool is_ctl(unsigned char c)
 {
     return (c < 0x20 && c != '\t') || c == 0x7f;
-}
-
-static int hex_value(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-/* RFC 3629 UTF-8 (no overlongs, surrogates or code points past U+10FFFF). */
-static bool utf8_valid(const char *text, size_t len)
-{
-    const unsigned char *s = (const unsigned char *)text;
-    size_t i = 0;
-    while (i < len) {
-        unsigned char c = s[i];
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        size_t need;
-        unsigned char lo = 0x80, hi = 0xbf;
-        if (c >= 0xc2 && c <= 0xdf) {
-            need = 2;
-        } else if (c >= 0xe0 && c <= 0xef) {
-            need = 3;
-            lo = c == 0xe0 ? 0xa0 : 0x80;
-            hi = c == 0xed ? 0x9f : 0xbf;
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            need = 4;
-            lo = c == 0xf0 ? 0x90 : 0x80;
-            hi = c == 0xf4 ? 0x8f : 0xbf;
-        } else {
-            return false;
-        }
-        if (len - i < need || s[i + 1] < lo || s[i + 1] > hi)
-            return false;
-        for (size_t k = 2; k < need; k++)
-            if (s[i + k] < 0x80 || s[i + k] > 0xbf)
-                return false;
-        i += need;
-    }
-    return true;
 }
 
 /* Untrusted text for an error message: printable ASCII only, shortened. */
@@ -542,8 +498,8 @@ static bool decode_ext_value(mp_parser_t *p, char *s, size_t *len, nn_error_t *e
     for (size_t i = (size_t)(q2 + 1 - s); i < n; i++) {
         char c = s[i];
         if (c == '%') {
-            int hi = i + 2 < n ? hex_value((unsigned char)s[i + 1]) : -1;
-            int lo = i + 2 < n ? hex_value((unsigned char)s[i + 2]) : -1;
+            int hi = i + 2 < n ? hex_digit_value((unsigned char)s[i + 1]) : -1;
+            int lo = i + 2 < n ? hex_digit_value((unsigned char)s[i + 2]) : -1;
             if (hi < 0 || lo < 0)
                 return fail(p, err,
                             "part %zu: filename* has a \"%%\" not followed by two hex digits",

@@ -10,67 +10,11 @@
 #include <limits.h>
 #include <string.h>
 
+#include "util/hex.h"
+#include "util/utf8.h"
+
 /* Names quoted in error messages are cut at this length. */
 #define QUERY_QUOTE_MAX 64
-
-static int hex_value(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-/* Length of the valid UTF-8 sequence starting at s (at most len bytes), 0
- * if there is none: overlong forms, surrogates and code points above
- * U+10FFFF are refused as RFC 3629 says. */
-static size_t utf8_sequence(const unsigned char *s, size_t len)
-{
-    unsigned char c = s[0];
-    if (c < 0x80)
-        return 1;
-    size_t need;
-    unsigned char lo = 0x80, hi = 0xbf; /* allowed range of the 2nd byte */
-    if (c >= 0xc2 && c <= 0xdf) {
-        need = 2;
-    } else if (c >= 0xe0 && c <= 0xef) {
-        need = 3;
-        if (c == 0xe0)
-            lo = 0xa0;
-        else if (c == 0xed)
-            hi = 0x9f;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        need = 4;
-        if (c == 0xf0)
-            lo = 0x90;
-        else if (c == 0xf4)
-            hi = 0x8f;
-    } else {
-        return 0;
-    }
-    if (len < need || s[1] < lo || s[1] > hi)
-        return 0;
-    for (size_t i = 2; i < need; i++)
-        if (s[i] < 0x80 || s[i] > 0xbf)
-            return 0;
-    return need;
-}
-
-bool query_utf8_valid(const char *s, size_t len)
-{
-    const unsigned char *p = (const unsigned char *)s;
-    size_t i = 0;
-    while (i < len) {
-        size_t n = utf8_sequence(p + i, len - i);
-        if (n == 0)
-            return false;
-        i += n;
-    }
-    return true;
-}
 
 /* The raw name of a parameter for an error message: printable ASCII only,
  * shortened, so that the message itself is always valid UTF-8. */
@@ -97,8 +41,8 @@ static decode_status_t decode_in_place(char *s, size_t len, size_t *out_len)
         } else if (c == '%') {
             if (len - i < 3)
                 return DECODE_BAD_ESCAPE;
-            int h = hex_value((unsigned char)s[i + 1]);
-            int l = hex_value((unsigned char)s[i + 2]);
+            int h = hex_digit_value((unsigned char)s[i + 1]);
+            int l = hex_digit_value((unsigned char)s[i + 2]);
             if (h < 0 || l < 0)
                 return DECODE_BAD_ESCAPE;
             c = (char)(h * 16 + l);
@@ -110,7 +54,7 @@ static decode_status_t decode_in_place(char *s, size_t len, size_t *out_len)
     }
     s[o] = '\0';
     *out_len = o;
-    return query_utf8_valid(s, o) ? DECODE_OK : DECODE_BAD_UTF8;
+    return utf8_valid(s, o) ? DECODE_OK : DECODE_BAD_UTF8;
 }
 
 static bool decode_error(decode_status_t st, const char *raw_name, size_t raw_name_len,

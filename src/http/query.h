@@ -69,9 +69,4 @@ bool query_percent_encode(nn_buf_t *b, const char *s);
 /* Like query_percent_encode, but keeps "/" so that a path stays a path. */
 bool query_percent_encode_path(nn_buf_t *b, const char *path);
 
-/* Whether s[0..len) is well-formed UTF-8 (RFC 3629: no overlong forms,
- * surrogates or code points past U+10FFFF): what a text parameter must be
- * before it reaches SQL or JSON. */
-bool query_utf8_valid(const char *s, size_t len);
-
 #endif

@@ -4,6 +4,7 @@
 
 #include "api/render.h"
 #include "http/query.h"
+#include "util/utf8.h"
 
 /* Matches route_path ("/networks/42/graph") against a pattern
  * ("/networks/{}/graph"), capturing "{}" segments.  A segment that is not
@@ -18,7 +19,7 @@ static bool route_match(arena_t *arena, const char *pattern, const char *path,
     while (*p && *s) {
         if (p[0] == '{' && p[1] == '}') {
             size_t seg = strcspn(s, "/");
-            if (seg == 0 || nparams == REQ_MAX_ROUTE_PARAMS || !query_utf8_valid(s, seg))
+            if (seg == 0 || nparams == REQ_MAX_ROUTE_PARAMS || !utf8_valid(s, seg))
                 return false;
             params[nparams] = arena_strndup(arena, s, seg);
             if (!params[nparams])

@@ -15,6 +15,7 @@
 #include "infer/engine.h"
 #include "infer/result.h"
 #include "json/jv.h"
+#include "util/hex.h"
 #include "util/log.h"
 
 #define CHANNEL_INFERENCE "nnreg_inference"
@@ -52,17 +53,6 @@ typedef struct inferd {
 
 /* -------------------------------------------------------------- a task */
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* bytea in its text form ("\x" + hex) -> bytes in arena. */
 static bool bytea_decode(arena_t *arena, const char *text, unsigned char **out, size_t *len)
 {
@@ -74,7 +64,7 @@ static bool bytea_decode(arena_t *arena, const char *text, unsigned char **out, 
     if (!b)
         return false;
     for (size_t i = 0; i < m; i++) {
-        int hi = hexval(text[2 + 2 * i]), lo = hexval(text[3 + 2 * i]);
+        int hi = hex_digit_value(text[2 + 2 * i]), lo = hex_digit_value(text[3 + 2 * i]);
         if (hi < 0 || lo < 0)
             return false;
         b[i] = (unsigned char)(hi << 4 | lo);
