@@ -121,7 +121,7 @@ typedef struct nodevec {
     size_t n, cap;
 } nodevec_t;
 
-static bool push_node(arena_t *arena, nodevec_t *v, const enode_t *n, nn_error_t *err)
+static bool push_node(nodevec_t *v, const enode_t *n, nn_error_t *err)
 {
     if (v->n >= ENGINE_MAX_NODES)
         return nn_error_set(err, 400, "invalid_graph",
@@ -235,7 +235,7 @@ static bool inline_call(arena_t *arena, nodevec_t *v, size_t at, const ir_functi
         arg.ir.inputs[0] = call.ir.inputs[i];
         arg.ir.ninputs = 1;
         arg.depth = call.depth + 1;
-        if (!push_node(arena, v, &arg, err))
+        if (!push_node(v, &arg, err))
             return false;
     }
     for (size_t i = 0; i < fn->nnodes; i++) {
@@ -256,7 +256,7 @@ static bool inline_call(arena_t *arena, nodevec_t *v, size_t at, const ir_functi
                 n.ir.inputs[n.ir.ninputs++] = mapped;
         }
         n.depth = call.depth + 1;
-        if (!push_node(arena, v, &n, err))
+        if (!push_node(v, &n, err))
             return false;
     }
     /* the call becomes an IdentityN of the function's results */
@@ -590,7 +590,7 @@ static bool build_model(infer_model_t *m, const ir_graph_t *g, nn_error_t *err)
         enode_t n;
         memset(&n, 0, sizeof n);
         n.ir = g->nodes[i];
-        if (!push_node(m->arena, &v, &n, err))
+        if (!push_node(&v, &n, err))
             goto fail;
     }
     for (size_t i = 0; i < v.n; i++) {
