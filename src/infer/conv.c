@@ -15,17 +15,7 @@
 
 #include "infer/kernels.h"
 
-/* The loops here are written for the vectorizer: O3 lets it version loops
- * for aliasing (in-place kernels), and hot kernels are cloned for AVX2 and
- * AVX-512, picked at load time by the CPU (KERNEL_SIMD). */
-#if !defined(__clang__)
-#pragma GCC optimize("O3")
-#endif
-#if defined(__x86_64__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
-#define KERNEL_SIMD __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define KERNEL_SIMD
-#endif
+#include "infer/simd.h"
 
 #define CONV_COL_MAX_FLOATS ((size_t)1 << 21) /* 8 MiB of patches at most */
 
