@@ -82,10 +82,11 @@ class Stack:
 
     # --- scripts/dev -------------------------------------------------------
 
-    def dev(self, *args, check=True, timeout=300, input=None):
-        """Runs scripts/dev ARGS against this stack; returns CompletedProcess
-        (stdout/stderr as text)."""
-        proc = subprocess.run([str(DEV), *map(str, args)], env=self.env, cwd=str(REPO),
+    def dev(self, *args, check=True, timeout=300, input=None, env=None):
+        """Runs scripts/dev ARGS against this stack (env: variables to add
+        or change); returns CompletedProcess (stdout/stderr as text)."""
+        proc = subprocess.run([str(DEV), *map(str, args)], env=dict(self.env, **(env or {})),
+                              cwd=str(REPO),
                               input=input, capture_output=True, text=True, timeout=timeout)
         if check and proc.returncode != 0:
             raise AssertionError("scripts/dev %s exited %d\nstdout:\n%s\nstderr:\n%s" % (

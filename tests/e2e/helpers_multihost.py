@@ -25,6 +25,7 @@ call twice; callers register it with atexit as well as try/finally.
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -44,6 +45,10 @@ if not BUILD.is_absolute():
 APP_PORT = 8080
 PG_PORT = 5432
 DB_PASSWORD = "multihost-test-password"
+# The networks an installed app host serves /metrics to, read from
+# Makefile.am so that the test runs the installed configuration.
+METRICS_ALLOW = re.search(r"^METRICS_ALLOW = (.*)$", (REPO / "Makefile.am").read_text(),
+                          re.M).group(1)
 
 
 def run(*argv, check=True, timeout=60, **kw):
@@ -326,7 +331,9 @@ class Cluster:
                            ("@SOCKET@", str(hostdir / "run" / "nnreg-fcgi.sock")),
                            ("@MAX_BODY@", "67108864"), ("@WORKERS@", "1"),
                            ("@AUTH_FAIL_RATE@", "1200"), ("@AUTH_FAIL_BURST@", "100"),
-                           ("@AUTH_FAIL_RETRY@", "1")):
+                           ("@AUTH_FAIL_RETRY@", "1"),
+                           # As make install renders it (Makefile.am).
+                           ("@METRICS_ALLOW@", METRICS_ALLOW)):
             conf = conf.replace(key, value)
         assert "@" not in "".join(l for l in conf.splitlines() if not l.lstrip().startswith("#"))
         (hostdir / "nginx" / "nnreg.conf").write_text(conf)

@@ -388,6 +388,22 @@ def test_nginx_config_serves_metrics_to_loopback_only(stack):
     assert "location = /_nnreg_errors/403.json" in conf
 
 
+def test_metrics_allow_adds_networks_and_refuses_junk(stack):
+    """NNREG_METRICS_ALLOW opens /metrics to more networks (API.md's "local
+    network"); anything but addresses and CIDR blocks is refused before it
+    could reach nginx's configuration."""
+    out = stack.dev("nginx-conf",
+                    env={"NNREG_METRICS_ALLOW": "10.0.0.0/8 fd00::/8 192.168.1.7"}).stdout
+    m = re.search(r"location ~ \^\(/v0\\\.7\)\?/metrics/\*\$ \{(.*?)\}", out, re.S)
+    directives = [d.strip() + ";" for d in m.group(1).split(";") if d.strip()
+                  and not d.strip().startswith("#")]
+    assert directives[:6] == ["allow 127.0.0.1;", "allow ::1;", "allow 10.0.0.0/8;",
+                              "allow fd00::/8;", "allow 192.168.1.7;", "deny all;"], directives
+    for junk in ("10.0.0.0/8;deny", "all", "10.0.0.1 $(id)"):
+        proc = stack.dev("nginx-conf", env={"NNREG_METRICS_ALLOW": junk}, check=False)
+        assert proc.returncode != 0 and "NNREG_METRICS_ALLOW" in proc.stderr, (junk, proc)
+
+
 def _request_from(source, port, target, family=socket.AF_INET, host="127.0.0.1"):
     """GET target from a chosen local source address; (status, headers, body)."""
     conn = http.client.HTTPConnection(host, port, timeout=30, source_address=(source, 0))

@@ -302,8 +302,13 @@ def test_two_app_hosts_one_database_survive_a_killed_host_and_a_cut_link(cluster
         assert_json(requests.get(c.front_url("networks/"), headers=headers(c), timeout=30), 200)
     spread = {h: app_hits(c, h) - before[h] for h in ("app1", "app2")}
     assert spread["app1"] >= 8 and spread["app2"] >= 8, spread
-    # Both hosts' metrics saw them too (scraped on each host's loopback).
+    # Both hosts' metrics saw them too: scraped on each host's loopback, and
+    # from the root namespace over the hosts' network, a scraper on the
+    # local network (10.231.X.1: private, allowed by the installed config).
     for host in ("app1", "app2"):
+        remote = requests.get("http://%s:%d/metrics" % (c.addr[(host, "front")], hm.APP_PORT),
+                              timeout=30)
+        assert remote.status_code == 200, (host, remote.status_code, remote.text[:300])
         out = c.nsexec(host, "curl", "-s", "http://127.0.0.1:%d/metrics" % hm.APP_PORT).stdout
         served = sum(float(m) for m in re.findall(
             r'^nnreg_http_requests_total\{route="/networks",method="GET",code="200"\} (\S+)$',
