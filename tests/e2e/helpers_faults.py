@@ -240,13 +240,14 @@ class DataDirOnTmpfs:
         return False
 
 
-# --- the deployer's own statements --------------------------------------------------
+# --- the task queue's own statements -------------------------------------------------
 
-def deployer_statement(name):
-    """The SQL of one of nnreg-deployer's prepared statements, read from
-    src/deploy/deployer.c (so that a test runs exactly what it runs)."""
-    src = (REPO / "src" / "deploy" / "deployer.c").read_text()
+def taskq_statement(name):
+    """The SQL of one of the task queue's prepared statements (nnreg-deployer
+    and nnreg-inferd), read from src/db/taskq.h (so that a test runs exactly
+    what they run), and its number of parameters."""
+    src = (REPO / "src" / "db" / "taskq.h").read_text().replace("\\\n", "\n")
     m = re.search(r'\{"%s",\s*((?:"(?:[^"\\]|\\.)*"\s*)+),\s*(\d+)' % re.escape(name), src)
-    assert m, "statement %s not found in deployer.c" % name
+    assert m, "statement %s not found in taskq.h" % name
     sql = "".join(re.findall(r'"((?:[^"\\]|\\.)*)"', m.group(1)))
     return sql.replace('\\"', '"'), int(m.group(2))

@@ -335,7 +335,10 @@ class Cluster:
                            # As make install renders it (Makefile.am).
                            ("@METRICS_ALLOW@", METRICS_ALLOW)):
             conf = conf.replace(key, value)
-        assert "@" not in "".join(l for l in conf.splitlines() if not l.lstrip().startswith("#"))
+        # Every placeholder filled in (a named location such as
+        # @nnreg_auth_failed is not one).
+        assert not re.search(r"@[A-Z_0-9]+@", "".join(
+            l for l in conf.splitlines() if not l.lstrip().startswith("#")))
         (hostdir / "nginx" / "nnreg.conf").write_text(conf)
 
     def start_app_host(self, host):

@@ -94,13 +94,13 @@ def set_claim(stack, task_id, owner, attempts, lease):
 
 def late_write(stack, task_id, owner, attempts):
     """What a deployer that lost its claim would write at the end: the
-    deployer's own finish statement (read from src/deploy/deployer.c, so
-    that its owner/attempt guard is the one tested), run with that
-    deployer's owner and attempt.  Returns the number of rows it changed."""
-    sql, nparams = hf.deployer_statement("finish")
-    assert nparams == 6
+    deployer's own finish statement (read from src/db/taskq.h, so that
+    its owner/attempt guard is the one tested), run with that deployer's
+    owner and attempt.  Returns the number of rows it changed."""
+    sql, nparams = hf.taskq_statement("taskq_finish")
+    assert nparams == 7
     out = stack.sql("PREPARE nnreg_late_finish AS %s; "
-                    "EXECUTE nnreg_late_finish(%d, '%s', %d, 'success', NULL, '{}')"
+                    "EXECUTE nnreg_late_finish(%d, '%s', %d, 'success', NULL, '{}', 'on')"
                     % (sql, task_id, owner, attempts))
     return len([line for line in out.splitlines() if line.strip().isdigit()])  # the ids RETURNING gave
 

@@ -335,9 +335,9 @@ def test_postgres_restart_immediate_under_load(stack, tmp_path):
 def run_finish(stack, task_id, owner, attempts, status="success"):
     """The deployer's own finish statement (read from its source), run by
     hand; returns the number of rows it changed."""
-    sql, _ = hf.deployer_statement("finish")
+    sql, _ = hf.taskq_statement("taskq_finish")
     out = stack.sql("PREPARE nnreg_finish AS %s; EXECUTE nnreg_finish(%d, '%s', %d, '%s', NULL, "
-                    "'{}')" % (sql, task_id, owner, attempts, status))
+                    "'{}', 'on')" % (sql, task_id, owner, attempts, status))
     return len([line for line in out.splitlines() if line.strip().isdigit()])  # the ids RETURNING gave
 
 
