@@ -569,7 +569,12 @@ def test_refused_keys_are_limited_per_address(stack):
                 break
         assert limited is not None, "no 429 after %d refused keys" % len(statuses)
         assert set(statuses[:-1]) == {401} and len(statuses) > burst, statuses
-        assert s.get(stack.url("networks/"), headers=bad, timeout=30).status_code == 429
+        # Still limited: the bucket refills one refusal every 60/rate s (50 ms
+        # in the e2e harness), so on a slow machine the next one or two may
+        # pass as a 401; a run of them must meet the 429 again.
+        again = [s.get(stack.url("networks/"), headers=bad, timeout=30).status_code
+                 for _ in range(20)]
+        assert 429 in again and set(again) <= {401, 429}, again
         err = assert_error(limited, 429, "too_many_failed_authentications")
         assert int(limited.headers["Retry-After"]) == -(-60 // per_minute)
         assert err["request_id"] == limited.headers["X-Request-Id"]
