@@ -1025,6 +1025,32 @@ static bool run_node(const infer_model_t *m, run_t *r, const enode_t *n, nn_erro
     return ok;
 }
 
+/* Whether a fed shape and a fully known declared shape are the same once
+ * their size-1 dimensions are left out (reshaping between them moves no
+ * byte).  A declared -1 (any size) never takes part: that shape would
+ * have matched as it is. */
+static bool same_but_unit_dims(const int64_t *fed, size_t nfed, const int64_t *declared,
+                               size_t ndeclared)
+{
+    size_t a = 0, b = 0;
+    for (;;) {
+        while (a < nfed && fed[a] == 1)
+            a++;
+        while (b < ndeclared && declared[b] == 1)
+            b++;
+        if (a == nfed || b == ndeclared)
+            break;
+        if (declared[b] < 0 || fed[a] != declared[b])
+            return false;
+        a++;
+        b++;
+    }
+    for (; b < ndeclared; b++)
+        if (declared[b] != 1)
+            return false;
+    return a == nfed;
+}
+
 bool infer_run(const infer_model_t *model, arena_t *arena, const nn_tensor_t *feeds, size_t nfeeds,
                const char *const *fetches, size_t nfetches, nn_tensor_t *out, nn_error_t *err)
 {
@@ -1071,11 +1097,22 @@ bool infer_run_stats(const infer_model_t *model, arena_t *arena, const nn_tensor
             goto done;
         }
         const ir_attr_t *shape = ir_attr(&m->nodes[fn].ir, "shape");
+        const int64_t *dims = feeds[i].dims;
+        size_t ndims = feeds[i].ndims;
         if (shape && shape->kind == IR_ATTR_SHAPE && !shape->b &&
             strncmp(m->nodes[fn].ir.op, "Placeholder", 11) == 0) {
             bool match = shape->nints == feeds[i].ndims;
             for (size_t d = 0; match && d < shape->nints; d++)
                 match = shape->ints[d] < 0 || shape->ints[d] == feeds[i].dims[d];
+            if (!match && shape->nints <= NN_TENSOR_MAX_DIMS &&
+                same_but_unit_dims(feeds[i].dims, feeds[i].ndims, shape->ints, shape->nints)) {
+                /* Only size-1 dimensions differ (an image's [1, 1, 1, 1]
+                 * for a declared [1]): the bytes are the same, in the same
+                 * order, so the feed takes the declared shape. */
+                dims = shape->ints;
+                ndims = shape->nints;
+                match = true;
+            }
             if (!match) {
                 char got[160], want[160];
                 shape_text(feeds[i].dims, feeds[i].ndims, got, sizeof got);
@@ -1089,9 +1126,9 @@ bool infer_run_stats(const infer_model_t *model, arena_t *arena, const nn_tensor
         slot_t *s = &r.slots[m->nodes[fn].slot];
         s->v.kind = IR_F32;
         s->v.dtype = IR_DT_FLOAT;
-        s->v.ndims = feeds[i].ndims;
-        for (size_t d = 0; d < feeds[i].ndims; d++)
-            s->v.dims[d] = feeds[i].dims[d];
+        s->v.ndims = ndims;
+        for (size_t d = 0; d < ndims; d++)
+            s->v.dims[d] = dims[d];
         s->v.count = feeds[i].count;
         s->v.data = feeds[i].data;
         r.mark[fn] = M_FED;

@@ -266,6 +266,22 @@ static void test_half_plus_two_tf2(void **state)
         arena_destroy(arena);
     }
     check_half_plus_two(m, "serving_default_x:0", 1, 1, "StatefulPartitionedCall_5:0");
+    /* A preprocessed 1x1 grey image, [1, 1, 1, 1], differs from the
+     * declared [1] only by size-1 dimensions: it is fed as [1] */
+    {
+        arena_t *arena = arena_create(0);
+        float x[1] = {7.0f};
+        nn_tensor_t feed = {"serving_default_x:0", 4, {1, 1, 1, 1}, 1, x};
+        const char *fetch = "StatefulPartitionedCall_5:0";
+        nn_tensor_t out;
+        nn_error_t err;
+        nn_error_init(&err);
+        if (!infer_run(m, arena, &feed, 1, &fetch, 1, &out, &err))
+            fail_msg("%s", err.message);
+        assert_int_equal(out.count, 1);
+        assert_float_equal(out.data[0], 5.5f, 1e-6);
+        arena_destroy(arena);
+    }
     /* serving_default_x is a PlaceholderWithDefault: unfed, its default */
     arena_t *arena = arena_create(0);
     const char *fetch = "StatefulPartitionedCall_5:0";

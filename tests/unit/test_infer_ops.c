@@ -215,8 +215,10 @@ static void const_i(const char *name, const int64_t *dims, size_t nd, const int3
     add(&n);
 }
 
-/* Writes the SavedModel, loads it, runs y with x fed; returns y in arena. */
-static nn_tensor_t run_graph(arena_t *arena, const nn_tensor_t *x, const char *fetch)
+/* Writes the SavedModel, loads it, runs fetch with x fed: false with err
+ * set when the run fails. */
+static bool try_graph(arena_t *arena, const nn_tensor_t *x, const char *fetch, nn_tensor_t *out,
+                      nn_error_t *err)
 {
     pbuf_t mg = {0}, sm = {0};
     msg(&mg, 2, &g_graph);
@@ -233,16 +235,22 @@ static nn_tensor_t run_graph(arena_t *arena, const nn_tensor_t *x, const char *f
     fclose(f);
     free(sm.p);
     infer_model_t *m = NULL;
-    nn_error_t err;
-    nn_error_init(&err);
-    if (!infer_model_load(dir, &m, &err))
-        fail_msg("load: %s", err.message);
+    nn_error_init(err);
+    if (!infer_model_load(dir, &m, err))
+        fail_msg("load: %s", err->message);
     unlink(path);
     rmdir(dir);
-    nn_tensor_t out;
-    bool ok = infer_run(m, arena, x, x ? 1 : 0, &fetch, 1, &out, &err);
+    bool ok = infer_run(m, arena, x, x ? 1 : 0, &fetch, 1, out, err);
     infer_model_free(m);
-    if (!ok)
+    return ok;
+}
+
+/* try_graph that must succeed; returns the fetched tensor, in arena. */
+static nn_tensor_t run_graph(arena_t *arena, const nn_tensor_t *x, const char *fetch)
+{
+    nn_tensor_t out;
+    nn_error_t err;
+    if (!try_graph(arena, x, fetch, &out, &err))
         fail_msg("run: %s", err.message);
     return out;
 }
@@ -1424,6 +1432,51 @@ static void test_supported_ops(void **state)
     assert_false(infer_op_supported("conv2d"));
 }
 
+/* A Placeholder "x" declaring dims, and y = Identity(x). */
+static void shaped_identity(const int64_t *dims, size_t nd)
+{
+    memset(&g_graph, 0, sizeof g_graph);
+    nb_t x = node("x", "Placeholder");
+    pbuf_t v = {0};
+    shape(&v, 7, dims, nd); /* AttrValue.shape */
+    attr(&x, "shape", &v);
+    add(&x);
+    nb_t y = node("y", "Identity");
+    input(&y, "x");
+    add(&y);
+}
+
+/* A feed that differs from the declared shape only by size-1 dimensions
+ * takes the declared shape; any other difference is refused, even with
+ * the same number of values (another layout). */
+static void test_declared_shapes(void **state)
+{
+    (void)state;
+    arena_t *arena = arena_create(0);
+    float xs[6] = {1, 2, 3, 4, 5, 6};
+    int64_t declared[2] = {2, 3}, fed[4] = {1, 2, 1, 3};
+    shaped_identity(declared, 2);
+    nn_tensor_t in = tensor("x:0", fed, 4, xs);
+    nn_tensor_t out = run_graph(arena, &in, "y:0");
+    expect(&out, declared, 2, xs, 0);
+
+    int64_t declared3[3] = {1, 2, 3}, swapped[3] = {1, 3, 2};
+    shaped_identity(declared3, 3);
+    in = tensor("x:0", swapped, 3, xs);
+    nn_error_t err;
+    assert_false(try_graph(arena, &in, "y:0", &out, &err));
+    assert_string_equal(err.code, "invalid_input");
+    assert_non_null(strstr(err.message, "[1, 3, 2]"));
+
+    /* -1 (any size) matches as it is, and never by dropping 1s */
+    int64_t any[2] = {-1, 3}, three[3] = {1, 1, 3};
+    shaped_identity(any, 2);
+    in = tensor("x:0", three, 3, xs);
+    assert_false(try_graph(arena, &in, "y:0", &out, &err));
+    assert_string_equal(err.code, "invalid_input");
+    arena_destroy(arena);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1435,6 +1488,7 @@ int main(void)
         cmocka_unit_test(test_liveness),
         cmocka_unit_test(test_bias_fusion),
         cmocka_unit_test(test_fused_ops),
+        cmocka_unit_test(test_declared_shapes),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     free(g_graph.p);
