@@ -398,6 +398,9 @@ def test_two_app_hosts_one_database_survive_a_killed_host_and_a_cut_link(cluster
     assert failed, "no create was in flight on app1 when it died: %s" % statuses
     for key, status, body, err, ctype in failed:
         assert ctype.startswith("application/json"), ctype
+        # The front's 502, or app1's own nginx's when it outlived its
+        # nnreg-fcgi by a moment: both tell a create to come again with
+        # its key.
         assert body["error_code"] == "bad_gateway" and "Idempotency-Key" in body["error"], body
     post_502 = [ln for ln in lines if ln[0] == "POST" and ln[2] == 502]
     assert post_502 and all(ln[3] == [app1_addr] for ln in post_502), post_502
