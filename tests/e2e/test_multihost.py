@@ -201,7 +201,13 @@ def rejoined(c, host):
 
 class Load:
     """Reads, creates and task polls through the front from a few threads,
-    for a bounded time and number of requests.  Every answer is recorded."""
+    for a bounded time and number of requests.  Every answer is recorded.
+
+    Each thread paces itself and has room for far more requests than the
+    test's few seconds need: the load must still be running when app1
+    freezes and dies.  (With 40 creates per creator and no pause, a fast
+    machine finished them all within the first second, before the freeze,
+    and no create was ever in flight on app1.)  `finish` stops them."""
 
     def __init__(self, c, known_networks, known_tasks, readers=2, pollers=2, creators=3):
         self.c = c
@@ -242,9 +248,10 @@ class Load:
                 self.gets.append((path, None, None, str(e)))
 
     def reader(self, i):
-        for n in range(400):
+        for n in range(4000):
             if self.stop.is_set():
                 return
+            time.sleep(0.005)
             if n % 2 == 0:
                 self.get("networks/?page_size=5")
             else:
@@ -253,7 +260,7 @@ class Load:
                 self.get("networks/%d/" % net)
 
     def poller(self):
-        for n in range(400):
+        for n in range(2000):
             if self.stop.is_set():
                 return
             with self.lock:
@@ -262,9 +269,10 @@ class Load:
             time.sleep(0.02)
 
     def creator(self, i):
-        for _ in range(40):
+        for _ in range(1000):
             if self.stop.is_set():
                 return
+            time.sleep(0.02)
             key = uuid.uuid4().hex
             files = hc.unique_files()
             with self.lock:
