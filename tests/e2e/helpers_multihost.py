@@ -60,6 +60,14 @@ def run(*argv, check=True, timeout=60, **kw):
     return proc
 
 
+def render_template(name, **values):
+    """nginx/NAME with its placeholders filled in by nginx/render, the
+    renderer scripts/dev and make install use (it refuses a missing or an
+    unknown placeholder)."""
+    return run(REPO / "nginx" / "render", REPO / "nginx" / name,
+               *("%s=%s" % kv for kv in values.items())).stdout
+
+
 def pg_bindir():
     for d in sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True):
         if (d / "initdb").exists():
@@ -323,22 +331,14 @@ class Cluster:
             "NNREG_LOG_LEVEL=info",
         ]
         (hostdir / "nnreg.env").write_text("\n".join(env_lines) + "\n")
-        conf = (REPO / "nginx" / "nnreg.conf.in").read_text()
-        for key, value in (("@USER_LINE@", "user www-data;"), ("@VAR@", str(hostdir)),
-                           ("@PORT@", str(APP_PORT)), ("@LISTEN6@", ""),
-                           ("@LISTEN_HOST@", "listen %s:%d;" % (self.addr[(host, "front")],
-                                                                APP_PORT)),
-                           ("@SOCKET@", str(hostdir / "run" / "nnreg-fcgi.sock")),
-                           ("@MAX_BODY@", "67108864"), ("@WORKERS@", "1"),
-                           ("@AUTH_FAIL_RATE@", "1200"), ("@AUTH_FAIL_BURST@", "100"),
-                           ("@AUTH_FAIL_RETRY@", "1"),
-                           # As make install renders it (Makefile.am).
-                           ("@METRICS_ALLOW@", METRICS_ALLOW)):
-            conf = conf.replace(key, value)
-        # Every placeholder filled in (a named location such as
-        # @nnreg_auth_failed is not one).
-        assert not re.search(r"@[A-Z_0-9]+@", "".join(
-            l for l in conf.splitlines() if not l.lstrip().startswith("#")))
+        conf = render_template(
+            "nnreg.conf.in", USER_LINE="user www-data;", STATE_DIR=hostdir / "nginx",
+            LOG_DIR=hostdir / "log", PORT=APP_PORT, LISTEN6="",
+            LISTEN_HOST="listen %s:%d;" % (self.addr[(host, "front")], APP_PORT),
+            SOCKET=hostdir / "run" / "nnreg-fcgi.sock", MAX_BODY=67108864, WORKERS=1,
+            AUTH_FAIL_RATE=1200, AUTH_FAIL_BURST=100, AUTH_FAIL_RETRY=1,
+            # As make install renders it (Makefile.am).
+            METRICS_ALLOW=METRICS_ALLOW)
         (hostdir / "nginx" / "nnreg.conf").write_text(conf)
 
     def start_app_host(self, host):
@@ -372,11 +372,9 @@ class Cluster:
         servers = "\n        ".join(
             "server %s:%d max_fails=1 fail_timeout=3s;" % (self.addr[(h, "front")], APP_PORT)
             for h in ("app1", "app2"))
-        conf = (REPO / "nginx" / "front.conf.in").read_text()
-        for key, value in (("@USER_LINE@", "user www-data;"), ("@VAR@", str(front)),
-                           ("@LISTEN@", "127.0.0.1:%d" % port), ("@SERVERS@", servers),
-                           ("@MAX_BODY@", "67108864"), ("@WORKERS@", "1")):
-            conf = conf.replace(key, value)
+        conf = render_template("front.conf.in", USER_LINE="user www-data;", VAR=front,
+                               LISTEN="127.0.0.1:%d" % port, SERVERS=servers,
+                               MAX_BODY=67108864, WORKERS=1)
         (front / "front.conf").write_text(conf)
         nginx = ["/usr/sbin/nginx", "-p", str(front) + "/", "-c", front / "front.conf", "-e",
                  front / "log" / "front-error.log"]
