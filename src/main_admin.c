@@ -1,5 +1,5 @@
-/* nnreg-admin: migrations, organizations and API keys, public networks and
- * blob store maintenance.
+/* nnreg-admin: migrations, organizations and API keys, public networks,
+ * blob store maintenance and pruning of old rows.
  *
  * `nnreg-admin [--setting=value ...] COMMAND [ARGS]`.  Commands come from a
  * static table (name, arguments, options, help, handler), as in PgBouncer's
@@ -29,6 +29,7 @@
 
 #include "admin/admin.h"
 #include "admin/orgs.h"
+#include "admin/prune.h"
 #include "admin/publish.h"
 #include "admin/storage.h"
 #include "db/migrate.h"
@@ -80,6 +81,8 @@ static const command_t commands[] = {
      "remove unreferenced blobs and dead uploads older than --gc-grace-seconds"},
     {"check", "[--quick]", "--quick", 0, 1, true, storage_check,
      "verify every blob (size, SHA-256) and report problems; exit 1 if any"},
+    {"prune", "[--dry-run]", "--dry-run", 0, 1, true, prune_run,
+     "delete finished inference tasks older than --inference-keep-hours, expired idempotency keys"},
     {"version", "", "", 0, 0, false, cmd_version, "print the version"},
     {"help", "", "", 0, 0, false, cmd_help, "print this help"},
 };

@@ -17,6 +17,18 @@ bool admin_fail(admin_t *adm, const char *fmt, ...)
     return false;
 }
 
+bool admin_parse_flag(admin_t *adm, char **args, int nargs, const char *flag, bool *set)
+{
+    *set = false;
+    for (int i = 0; i < nargs; i++) {
+        if (strcmp(args[i], flag) != 0)
+            return admin_fail(adm, "unexpected argument \"%s\"; the only option is %s", args[i],
+                              flag);
+        *set = true;
+    }
+    return true;
+}
+
 bool admin_connect(admin_t *adm)
 {
     /* The setting is expanded as a full connection string (or URI) when it

@@ -46,6 +46,11 @@ typedef struct admin {
 /* Sets the message printed on failure.  Always returns false. */
 bool admin_fail(admin_t *adm, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* The arguments of a command whose only option is flag: *set tells
+ * whether it was given; anything else is an error naming the option. */
+bool admin_parse_flag(admin_t *adm, char **args, int nargs, const char *flag, bool *set)
+    __attribute__((warn_unused_result));
+
 /* Connects to cfg.database_url (UTF-8 client encoding).  false with the
  * error set; adm->conn may then be non-NULL and is finished by main. */
 bool admin_connect(admin_t *adm) __attribute__((warn_unused_result));

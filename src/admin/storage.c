@@ -64,19 +64,6 @@
 
 /* ---- shared helpers ------------------------------------------------------- */
 
-/* Parses the command's options (main let through only declared ones). */
-static bool parse_flag(admin_t *adm, char **args, int nargs, const char *flag, bool *set)
-{
-    *set = false;
-    for (int i = 0; i < nargs; i++) {
-        if (strcmp(args[i], flag) != 0)
-            return admin_fail(adm, "unexpected argument \"%s\"; the only option is %s", args[i],
-                              flag);
-        *set = true;
-    }
-    return true;
-}
-
 /* The blob store must be there: a wrong NNREG_DATA_DIR would make every
  * blob look missing (check) and every row's file absent (gc). */
 static bool store_present(admin_t *adm)
@@ -442,7 +429,7 @@ bool storage_gc(admin_t *adm, char **args, int nargs)
 {
     gc_run_t run = {.adm = adm, .now = time(NULL), .grace = adm->cfg.gc_grace_seconds};
     snprintf(run.grace_text, sizeof(run.grace_text), "%lld", run.grace);
-    if (!parse_flag(adm, args, nargs, "--dry-run", &run.dry_run) || !store_present(adm))
+    if (!admin_parse_flag(adm, args, nargs, "--dry-run", &run.dry_run) || !store_present(adm))
         return false;
     /* A dry run changes nothing, so it may run beside a real one. */
     if (!run.dry_run && !gc_lock(adm))
@@ -727,7 +714,7 @@ static bool check_dir(void *ctx, const char *fan_out, const gc_entry_t *entries,
 bool storage_check(admin_t *adm, char **args, int nargs)
 {
     check_run_t run = {.adm = adm, .now = time(NULL), .grace = adm->cfg.gc_grace_seconds};
-    if (!parse_flag(adm, args, nargs, "--quick", &run.quick) || !store_present(adm))
+    if (!admin_parse_flag(adm, args, nargs, "--quick", &run.quick) || !store_present(adm))
         return false;
     run.gen = admin_gen_new(adm);
     if (!run.gen || !check_rows(&run) || !check_files(&run))

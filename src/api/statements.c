@@ -127,11 +127,11 @@ const db_statement_t api_statements[] = {
 
     {"idempotency_get",
      "SELECT status, body FROM idempotency_keys WHERE org_id = $1 AND key = $2 "
-     "AND create_date > clock_timestamp() - interval '24 hours'",
+     "AND create_date > clock_timestamp() - " DB_IDEMPOTENCY_WINDOW,
      2, DB_RETRY_SAFE},
     {"idempotency_expire",
      "DELETE FROM idempotency_keys WHERE org_id = $1 AND key = $2 "
-     "AND create_date <= clock_timestamp() - interval '24 hours'",
+     "AND create_date <= clock_timestamp() - " DB_IDEMPOTENCY_WINDOW,
      2, DB_RUN_ONCE},
     {"idempotency_insert",
      "INSERT INTO idempotency_keys (org_id, key, status, body, network_id) "

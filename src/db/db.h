@@ -29,6 +29,11 @@
 #define DB_RETRY_SAFE true
 #define DB_RUN_ONCE false
 
+/* How long an Idempotency-Key's answer is kept (API.md), as SQL: creates
+ * read and replace records younger than this, `nnreg-admin prune` deletes
+ * older ones. */
+#define DB_IDEMPOTENCY_WINDOW "interval '24 hours'"
+
 typedef struct db_statement {
     const char *name; /* prepared statement name */
     const char *sql;  /* with $1..$n parameters, all sent as text */

@@ -54,6 +54,8 @@ static const setting_t settings[] = {
      1, 100, "deployer: claims of one task before it ends in error"},
     {"gc-grace-seconds", "NNREG_GC_GRACE_SECONDS", SETTING_INT, NUM(gc_grace_seconds), "3600", 60,
      315360000, "gc: blobs and temp files younger than this are never removed"},
+    {"inference-keep-hours", "NNREG_INFERENCE_KEEP_HOURS", SETTING_INT, NUM(inference_keep_hours),
+     "168", 1, 876000, "prune: finished inference tasks (and their results) are kept this long"},
     {"infer-max-request-bytes", "NNREG_INFER_MAX_REQUEST_BYTES", SETTING_INT,
      NUM(infer_max_request_bytes), "33554432", 1024, 268435456,
      "inference: largest request body, images included"},
@@ -84,14 +86,18 @@ static const setting_t settings[] = {
      "info", 0, 0, "debug, info, warn or error"},
 };
 
-static bool setting_apply(nn_config_t *cfg, const setting_t *s, const char *value, char *errbuf,
-                          size_t errlen)
+/* Sets s from value.  Errors name the setting the way it was given: by its
+ * flag when from_flag, else by its environment variable. */
+static bool setting_apply(nn_config_t *cfg, const setting_t *s, const char *value, bool from_flag,
+                          char *errbuf, size_t errlen)
 {
     char *field = (char *)cfg + s->offset;
+    char label[80];
+    snprintf(label, sizeof(label), "%s%s", from_flag ? "--" : "", from_flag ? s->name : s->env);
     switch (s->type) {
     case SETTING_STRING:
         if (strlen(value) >= s->size) {
-            snprintf(errbuf, errlen, "%s is too long (at most %zu bytes)", s->env, s->size - 1);
+            snprintf(errbuf, errlen, "%s is too long (at most %zu bytes)", label, s->size - 1);
             return false;
         }
         strcpy(field, value);
@@ -102,7 +108,7 @@ static bool setting_apply(nn_config_t *cfg, const setting_t *s, const char *valu
         errno = 0;
         long long v = strtoll(value, &end, s->type == SETTING_OCTAL ? 8 : 10);
         if (errno || end == value || *end || v < s->min || v > s->max) {
-            snprintf(errbuf, errlen, "%s must be %s between %lld and %lld, not \"%s\"", s->env,
+            snprintf(errbuf, errlen, "%s must be %s between %lld and %lld, not \"%s\"", label,
                      s->type == SETTING_OCTAL ? "an octal number" : "an integer", s->min, s->max,
                      value);
             return false;
@@ -112,7 +118,7 @@ static bool setting_apply(nn_config_t *cfg, const setting_t *s, const char *valu
     }
     case SETTING_LOG_LEVEL:
         if (!log_level_parse(value, (log_level_t *)(void *)field)) {
-            snprintf(errbuf, errlen, "%s must be debug, info, warn or error, not \"%s\"", s->env,
+            snprintf(errbuf, errlen, "%s must be debug, info, warn or error, not \"%s\"", label,
                      value);
             return false;
         }
@@ -128,9 +134,9 @@ bool config_load(nn_config_t *cfg, int argc, char **argv, int *first_arg, char *
     memset(cfg, 0, sizeof(*cfg));
     for (size_t i = 0; i < n; i++) {
         const char *env = getenv(settings[i].env);
-        if (!setting_apply(cfg, &settings[i], settings[i].default_value, errbuf, errlen))
+        if (!setting_apply(cfg, &settings[i], settings[i].default_value, false, errbuf, errlen))
             return false;
-        if (env && *env && !setting_apply(cfg, &settings[i], env, errbuf, errlen))
+        if (env && *env && !setting_apply(cfg, &settings[i], env, false, errbuf, errlen))
             return false;
     }
     int i = 1;
@@ -157,7 +163,7 @@ bool config_load(nn_config_t *cfg, int argc, char **argv, int *first_arg, char *
             }
             value = argv[++i];
         }
-        if (!setting_apply(cfg, s, value, errbuf, errlen))
+        if (!setting_apply(cfg, s, value, true, errbuf, errlen))
             return false;
     }
     if (i < argc && strcmp(argv[i], "--") == 0)

@@ -26,6 +26,7 @@ typedef struct nn_config {
     long long deploy_lease_seconds; /* deployer: how long a claim holds */
     long long deploy_max_attempts;  /* deployer: claims before a task fails */
     long long gc_grace_seconds;     /* nnreg-admin gc: age below which nothing is removed */
+    long long inference_keep_hours; /* nnreg-admin prune: finished inference tasks kept */
     /* Inference (POST /networks/{id}/inference and nnreg-inferd). */
     long long infer_max_request_bytes; /* body of one inference request */
     long long infer_max_pending;       /* pending inference tasks per organization */
