@@ -24,7 +24,7 @@ if not BUILD.is_absolute():
 
 PROGRAMS = ("nnreg-admin", "nnreg-deployer", "nnreg-fcgi", "nnreg-inferd")
 UNITS = ("nnreg-fcgi.service", "nnreg-deployer.service", "nnreg-inferd.service",
-         "nnreg-nginx.service")
+         "nnreg-nginx.service", "nnreg-maintenance.service", "nnreg-maintenance.timer")
 
 
 def make(*args, check=True):
@@ -122,6 +122,17 @@ def test_units_run_the_installed_programs_with_the_environment_file(dest, paths)
         assert "User=nnreg" in lines and "NoNewPrivileges=yes" in lines, unit
     assert "-c %s/nnreg/nginx.conf" % paths["sysconfdir"] in \
         (unitdir / "nnreg-nginx.service").read_text()
+    # Maintenance: prune, then gc, as the service user with the same
+    # settings, nightly.
+    lines = [line.strip() for line in
+             (unitdir / "nnreg-maintenance.service").read_text().splitlines()]
+    assert [line for line in lines if line.startswith("ExecStart=")] == [
+        "ExecStart=%s/nnreg-admin prune" % paths["bindir"],
+        "ExecStart=%s/nnreg-admin gc" % paths["bindir"]]
+    assert "Type=oneshot" in lines and "User=nnreg" in lines
+    assert "EnvironmentFile=%s" % env_file in lines
+    timer = (unitdir / "nnreg-maintenance.timer").read_text()
+    assert re.search(r"^OnCalendar=\S", timer, re.M) and "WantedBy=timers.target" in timer
     if not shutil.which("systemd-analyze"):
         return
     # systemd's own check, on copies whose programs point into DESTDIR (it
