@@ -77,7 +77,9 @@ static char *store(fixture_t *f, const char *data, const char *hex)
     assert_string_equal(blob_upload_sha256(up), hex);
     bool created;
     assert_true(blob_upload_commit(up, &created, &err));
-    return blob_path(f->arena, f->data_dir, hex);
+    char *path = blob_path(f->arena, f->data_dir, hex);
+    assert_non_null(path);
+    return path;
 }
 
 /* Sets a file's mtime to seconds ago. */

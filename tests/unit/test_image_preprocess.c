@@ -83,6 +83,7 @@ static jv_t *parse_json_file(arena_t *arena, const char *path)
     nn_error_init(&err);
     char *copy = arena_strndup(arena, (const char *)text, len);
     free(text);
+    assert_non_null(copy);
     jv_t *v = jv_parse(arena, copy, len, path, &err);
     if (!v)
         fail_msg("%s: %s", path, err.message);

@@ -28,11 +28,34 @@ static int *value(int key)
     return v;
 }
 
+/* The test's cache, kept in *state so that the teardown destroys it when
+ * an assertion ends the test early (scripts/allocfail makes cache_put
+ * fail on purpose); a test that destroys it itself clears *state. */
+static infer_cache_t *open_cache(void **state, size_t cap)
+{
+    memset(freed, 0, sizeof(freed));
+    infer_cache_t *c = cache_create(cap, free_value);
+    assert_non_null(c);
+    *state = c;
+    return c;
+}
+
+static void close_cache(void **state)
+{
+    cache_destroy(*state);
+    *state = NULL;
+}
+
+static int teardown(void **state)
+{
+    cache_destroy(*state);
+    *state = NULL;
+    return 0;
+}
+
 static void test_lru_order_and_cap(void **state)
 {
-    (void)state;
-    memset(freed, 0, sizeof(freed));
-    infer_cache_t *c = cache_create(300, free_value);
+    infer_cache_t *c = open_cache(state, 300);
     assert_true(cache_put(c, 1, value(1), 100));
     assert_true(cache_put(c, 2, value(2), 100));
     assert_true(cache_put(c, 3, value(3), 100));
@@ -53,15 +76,13 @@ static void test_lru_order_and_cap(void **state)
     assert_int_equal(cache_count(c), 1);
     assert_int_equal(freed[1] + freed[3] + freed[4], 3);
     assert_non_null(cache_get(c, 5));
-    cache_destroy(c);
+    close_cache(state);
     assert_int_equal(freed[5], 1);
 }
 
 static void test_oversized_entry_kept_until_next_put(void **state)
 {
-    (void)state;
-    memset(freed, 0, sizeof(freed));
-    infer_cache_t *c = cache_create(100, free_value);
+    infer_cache_t *c = open_cache(state, 100);
     assert_true(cache_put(c, 1, value(1), 500));
     assert_non_null(cache_get(c, 1));
     assert_int_equal(freed[1], 0);
@@ -69,27 +90,23 @@ static void test_oversized_entry_kept_until_next_put(void **state)
     assert_null(cache_get(c, 1));
     assert_int_equal(freed[1], 1);
     assert_int_equal(cache_bytes(c), 10);
-    cache_destroy(c);
+    close_cache(state);
 }
 
 static void test_zero_cap_keeps_only_the_last(void **state)
 {
-    (void)state;
-    memset(freed, 0, sizeof(freed));
-    infer_cache_t *c = cache_create(0, free_value);
+    infer_cache_t *c = open_cache(state, 0);
     assert_true(cache_put(c, 1, value(1), 1));
     assert_true(cache_put(c, 2, value(2), 1));
     assert_int_equal(cache_count(c), 1);
     assert_int_equal(freed[1], 1);
-    cache_destroy(c);
+    close_cache(state);
     assert_int_equal(freed[2], 1);
 }
 
 static void test_remove_and_replace(void **state)
 {
-    (void)state;
-    memset(freed, 0, sizeof(freed));
-    infer_cache_t *c = cache_create(1000, free_value);
+    infer_cache_t *c = open_cache(state, 1000);
     assert_true(cache_put(c, 7, value(7), 10));
     assert_true(cache_put(c, 7, value(7), 20)); /* replaces: the old one freed */
     assert_int_equal(freed[7], 1);
@@ -101,16 +118,16 @@ static void test_remove_and_replace(void **state)
     assert_int_equal(cache_count(c), 0);
     assert_int_equal(cache_bytes(c), 0);
     assert_null(cache_get(c, 7));
-    cache_destroy(c);
+    close_cache(state);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_lru_order_and_cap),
-        cmocka_unit_test(test_oversized_entry_kept_until_next_put),
-        cmocka_unit_test(test_zero_cap_keeps_only_the_last),
-        cmocka_unit_test(test_remove_and_replace),
+        cmocka_unit_test_teardown(test_lru_order_and_cap, teardown),
+        cmocka_unit_test_teardown(test_oversized_entry_kept_until_next_put, teardown),
+        cmocka_unit_test_teardown(test_zero_cap_keeps_only_the_last, teardown),
+        cmocka_unit_test_teardown(test_remove_and_replace, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
