@@ -48,8 +48,7 @@ static void close_cache(void **state)
 
 static int teardown(void **state)
 {
-    cache_destroy(*state);
-    *state = NULL;
+    close_cache(state);
     return 0;
 }
 
